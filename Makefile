@@ -1,0 +1,56 @@
+# The user's vocabulary: sweep, export, pick, ui, bench, test. Every target creates .venv on first use.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+ARGS    ?=
+WORKERS ?= 1
+HOST    ?= 127.0.0.1
+PORT    ?= 5000
+
+.PHONY: install data train baselines sweep export pick ui bench bench-gpu test test-integration lint clean-results
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	# torch first: 2.13.0 is the CPU build on this project's CI disk; elsewhere pip takes it from PyPI.
+	.venv/bin/pip install -q torch==2.13.0
+	.venv/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: $(STAMP)              ## fetch and split the default data (the CFPB sample)
+	$(PY) -m sweep data $(ARGS)
+
+train: $(STAMP)             ## one tracked run: make train ARGS="model=tfidf_linear weighting.alpha=0.5"
+	$(PY) -m sweep train $(ARGS)
+
+baselines: $(STAMP)         ## the table that frames every decision (test split)
+	$(PY) -m sweep baselines $(ARGS)
+
+sweep: $(STAMP)             ## the multi-objective study: make sweep ARGS="sweep.n_trials=20" WORKERS=2
+	$(PY) -m sweep sweep sweep.workers=$(WORKERS) $(ARGS)
+
+export: $(STAMP)            ## the Pareto front as CSV: make export ARGS="study=<name> out=pareto.csv"
+	$(PY) -m sweep export $(ARGS)
+
+pick: $(STAMP)              ## best macro-F1 under a constraint: make pick ARGS="min_accuracy=0.8"
+	$(PY) -m sweep pick $(ARGS)
+
+ui: $(STAMP)                ## the MLflow UI on the project's store, bound to 127.0.0.1 unless HOST is set
+	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts \
+		--host $(HOST) --port $(PORT)
+
+bench: $(STAMP)             ## speed figures on the default data (prints a table)
+	$(PY) -m sweep bench $(ARGS)
+
+bench-gpu: $(STAMP)         ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
+	$(PY) -m sweep.bench_gpu $(ARGS)
+
+test: $(STAMP)              ## what CI runs
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests
+
+clean-results:              ## delete the local MLflow store, Optuna journals and caches (asks nothing!)
+	rm -rf mlruns/mlflow.db mlruns/artifacts mlruns/optuna data/cache

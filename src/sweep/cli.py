@@ -1,0 +1,116 @@
+"""Command line: `python -m sweep <command> [hydra overrides...]`; every known failure is one line on stderr."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+COMMANDS = ("train", "baselines", "sweep", "export", "pick", "bench", "data")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "optuna", "datasets", "filelock", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def train_command(overrides: list[str]) -> None:
+    from sweep.config import load_config
+    from sweep.tracking import Tracker, log_result
+    from sweep.train import run
+
+    cfg = load_config(overrides)
+    tracker = Tracker(cfg.tracking)  # an unusable store fails here, before any training
+    result = run(cfg)  # bad data fails here, before any MLflow run exists
+    run_name = f"{cfg.model.name}-{cfg.weighting.scheme}-{cfg.loss.name}"
+    run_id = tracker.start_run(run_name, tags={"kind": "train"})
+    try:
+        log_result(tracker, run_id, cfg, result)
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        raise
+    tracker.end_run(run_id)
+    m = result.metrics
+    print(f"run {run_id} ({run_name}) in {result.info['seconds']:.1f}s, logits {result.info['logits_cache']}")
+    for split in ("val", "test"):
+        print(f"  {split:5s} accuracy {m[f'{split}_accuracy']:.4f}  macro-F1 {m[f'{split}_macro_f1']:.4f}  "
+              f"balanced acc {m[f'{split}_balanced_accuracy']:.4f}  zero-F1 classes "
+              f"{int(m[f'{split}_zero_f1_classes'])}/{result.splits.num_classes}")
+
+
+def baselines_command(overrides: list[str]) -> None:
+    from sweep.baselines import baselines
+    from sweep.config import flat_params, load_config
+    from sweep.tracking import Tracker, log_result
+
+    cfg = load_config(overrides)
+    tracker = Tracker(cfg.tracking)
+    table, detail = baselines(cfg)
+    parent = tracker.start_run(f"baselines-{cfg.data.name}-{cfg.model.name}", tags={"kind": "baselines"})
+    try:
+        tracker.log_params(parent, flat_params(cfg))
+        tracker.log_table(parent, table.reset_index(names="baseline"), "baselines_test.csv")
+        for name, row in detail["rows"].items():
+            tracker.log_metrics(parent, {f"{name}.{s}_{k}": v for s in row for k, v in row[s].items()})
+        for name, (vcfg, result) in detail["runs"].items():
+            child = tracker.start_run(name, tags={"kind": "baseline", "baseline": name}, parent_run_id=parent)
+            log_result(tracker, child, vcfg, result)
+            tracker.end_run(child)
+    except BaseException:
+        tracker.end_run(parent, "FAILED")
+        raise
+    tracker.end_run(parent)
+    print(f"Baselines on the test split ({cfg.data.name}, {detail['runs'] and next(iter(detail['runs'].values()))[1].splits.info}):")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"logged as MLflow run {parent}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m sweep {{{','.join(COMMANDS)}}} [hydra overrides...]", file=sys.stderr)
+        return 2
+    _setup_logging()
+    command, rest = argv[0], argv[1:]
+    from sweep.config import ConfigError
+    from sweep.data import DataError
+    from sweep.encoders import EncoderError
+    from sweep.tracking import TrackingError, redact
+
+    start = time.perf_counter()
+    try:
+        if command == "train":
+            train_command(rest)
+        elif command == "baselines":
+            baselines_command(rest)
+        elif command == "data":
+            from sweep.config import load_config
+            from sweep.data import load_splits
+
+            cfg = load_config(rest)
+            splits = load_splits(cfg.data, cfg.paths.data_dir)
+            print(f"{cfg.data.name}: {splits.info}, {splits.num_classes} classes, fingerprint {splits.fingerprint}")
+        else:
+            module = __import__(f"sweep.{ {'sweep': 'study', 'pick': 'export'}.get(command, command)}",
+                                fromlist=["main"])
+            getattr(module, f"{command}_command")(rest)
+    except (ConfigError, DataError, EncoderError, TrackingError) as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    logging.getLogger("sweep").info("%s done in %.1fs", command, time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Compose and validate the Hydra config: every bad value fails here, in one line, before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+ALPHA_RANGE = (0.0, 2.0)
+TAU_RANGE = (0.0, 5.0)
+SAMPLERS = ("tpe", "nsga2", "random")
+SOURCES = ("cfpb_sample", "csv", "hf", "synthetic")
+MODEL_KINDS = ("head", "finetune")
+
+
+class ConfigError(ValueError):
+    """A bad config value or override; the message names the value and the fix."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> DictConfig:
+    """Compose conf/config.yaml with Hydra overrides, make paths absolute and validate."""
+    conf_dir = Path(conf_dir or CONF_DIR)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(
+            f"bad override in {list(overrides)}: {_first_line(exc)} "
+            "(see the options under conf/, e.g. model=tfidf_linear, weighting.alpha=0.5)"
+        ) from None
+    finally:
+        GlobalHydra.instance().clear()
+    cfg.paths.root = str(Path(cfg.paths.root).expanduser().resolve())
+    validate(cfg)
+    return cfg
+
+
+def _check_range(name: str, value, lo: float, hi: float, hi_open: bool = False) -> None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a number: give a value in [{lo}, {hi}]") from None
+    if not (lo <= v < hi if hi_open else lo <= v <= hi):
+        bracket = ")" if hi_open else "]"
+        raise ConfigError(f"{name}={v} is outside the allowed range [{lo}, {hi}{bracket}: pick a value inside it")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every value a run depends on; raise ConfigError naming the bad value and the fix."""
+    try:
+        OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
+        missing = sorted(OmegaConf.missing_keys(cfg))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"config does not resolve: {_first_line(exc)}") from None
+    if missing:
+        raise ConfigError(f"required config value(s) not set: {', '.join(missing)} (set them as overrides, "
+                          f"e.g. {missing[0]}=...)")
+    if cfg.data.source not in SOURCES:
+        raise ConfigError(f"data.source={cfg.data.source!r} is unknown: use one of {', '.join(SOURCES)}")
+    for key in ("val_fraction", "test_fraction"):
+        _check_range(f"data.{key}", cfg.data.get(key, 0.1), 0.01, 0.5)
+    if cfg.data.get("imbalance_ratio") is not None:
+        _check_range("data.imbalance_ratio", cfg.data.imbalance_ratio, 1.0, 1e6)
+    if cfg.data.get("small_classes", "drop") not in ("drop", "merge"):
+        raise ConfigError(f"data.small_classes={cfg.data.small_classes!r} is unknown: use drop or merge")
+    if cfg.model.get("kind") not in MODEL_KINDS:
+        raise ConfigError(f"model.kind={cfg.model.get('kind')!r} is unknown: use one of {', '.join(MODEL_KINDS)}")
+    scheme = cfg.weighting.scheme
+    if scheme == "power":
+        _check_range("weighting.alpha", cfg.weighting.alpha, *ALPHA_RANGE)
+    elif scheme == "effective_number":
+        _check_range("weighting.beta", cfg.weighting.beta, 0.0, 1.0, hi_open=True)
+    elif scheme != "none":
+        raise ConfigError(f"weighting.scheme={scheme!r} is unknown: use weighting=none, power or effective_number")
+    if cfg.loss.name not in ("ce", "logit_adjusted"):
+        raise ConfigError(f"loss.name={cfg.loss.name!r} is unknown: use loss=ce or loss=logit_adjusted")
+    if cfg.loss.name == "logit_adjusted":
+        _check_range("loss.tau", cfg.loss.tau, *TAU_RANGE)
+    _check_range("loss.posthoc_tau", cfg.loss.get("posthoc_tau", 0.0), *TAU_RANGE)
+    if cfg.sweep.sampler not in SAMPLERS:
+        raise ConfigError(f"sweep.sampler={cfg.sweep.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
+    if int(cfg.sweep.n_trials) < 0 or int(cfg.sweep.workers) < 1:
+        raise ConfigError("sweep.n_trials must be >= 0 and sweep.workers >= 1")
+
+
+def flat_params(cfg: DictConfig) -> dict[str, str]:
+    """The resolved config flattened to dotted keys (MLflow params), with URL passwords redacted."""
+    from sweep.tracking import redact
+
+    out: dict[str, str] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            out[prefix] = redact(str(node))[:6000]
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out

@@ -1,0 +1,71 @@
+"""The Pareto front of (validation accuracy, validation macro-F1), from Optuna, and its picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+
+def front(study: optuna.Study) -> list[FrozenTrial]:
+    """Non-dominated complete trials (Optuna's own helper), sorted by validation accuracy."""
+    return sorted(study.best_trials, key=lambda t: (t.values[0], t.values[1]))
+
+
+def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float, float]],
+               split: str = "val", intervals: dict[int, dict] | None = None) -> Path:
+    """Accuracy vs macro-F1: every complete trial a point, the front drawn, the baselines marked.
+
+    split "val" plots the objectives; "test" plots the held-out re-scores stored with each trial.
+    intervals: trial number -> {"accuracy": (lo, hi), "macro_f1": (lo, hi)} drawn as error bars.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def xy(t: FrozenTrial) -> tuple[float, float]:
+        if split == "val":
+            return t.values[0], t.values[1]
+        m = t.user_attrs.get("metrics", {})
+        return m.get("test_accuracy", np.nan), m.get("test_macro_f1", np.nan)
+
+    trials, best = complete_trials(study), front(study)
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=110)
+    if trials:
+        pts = np.array([xy(t) for t in trials])
+        ax.scatter(pts[:, 0], pts[:, 1], s=18, c="#9aa5b1", label=f"trials ({len(trials)})", zorder=2)
+    if best:
+        fp = np.array([xy(t) for t in best])
+        order = np.argsort(fp[:, 0])
+        ax.plot(fp[order, 0], fp[order, 1], "-o", c="#d1495b", ms=6, label=f"Pareto front ({len(best)})", zorder=3)
+        for t, (x, y) in zip(best, fp, strict=True):
+            ax.annotate(str(t.number), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        if intervals:
+            for t, (x, y) in zip(best, fp, strict=True):
+                ci = intervals.get(t.number)
+                if ci:
+                    ax.errorbar(x, y, xerr=[[x - ci["accuracy"][0]], [ci["accuracy"][1] - x]],
+                                yerr=[[y - ci["macro_f1"][0]], [ci["macro_f1"][1] - y]], c="#d1495b",
+                                alpha=0.35, lw=1, zorder=1)
+    markers = iter(["s", "^", "D", "v", "P"])
+    for name, (x, y) in baselines.items():
+        if np.isfinite(x) and np.isfinite(y):
+            ax.scatter([x], [y], marker=next(markers, "X"), s=70, edgecolor="black", label=name, zorder=4)
+    ax.set_xlabel(f"{'validation' if split == 'val' else 'test'} accuracy")
+    ax.set_ylabel(f"{'validation' if split == 'val' else 'test'} macro-F1")
+    ax.set_title(f"{study.study_name}: accuracy vs macro-F1")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,146 @@
+"""MLflow at the edge: one client, explicit run ids (safe with several workers), passwords never logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from sweep import __version__
+
+log = logging.getLogger(__name__)
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<tail>@)")
+_PASSWORD_PARAM = re.compile(r"(?P<head>(?:password|passwd|pwd|token|secret)=)(?P<pw>[^&\s]+)", re.I)
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message names the store and the fix."""
+
+
+def redact(text: str) -> str:
+    """Replace the password of any URL (scheme://user:password@host) or password= parameter by ***."""
+    text = _PASSWORD_IN_URL.sub(r"\g<head>***\g<tail>", str(text))
+    return _PASSWORD_PARAM.sub(r"\g<head>***", text)
+
+
+def code_version() -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", ""
+    return f"{__version__}+{sha}{'.dirty' if dirty else ''}" if sha else __version__
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is down."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise TrackingError(f"MLflow tracking server {redact(uri)} is not reachable ({exc}): start it "
+                                "or set tracking.tracking_uri") from None
+    elif uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"cannot create {db.parent} for the MLflow store ({exc.strerror}): make it "
+                                "writable or set paths.mlruns_dir") from None
+        if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+            raise TrackingError(f"the MLflow store {db} is not writable: fix its permissions or set "
+                                "paths.mlruns_dir")
+
+
+class Tracker:
+    """An MLflow client bound to one experiment."""
+
+    def __init__(self, tracking: DictConfig):
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        self.uri = str(tracking.tracking_uri)
+        check_reachable(self.uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        name = str(tracking.experiment)
+        try:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                location = None
+                if tracking.get("artifact_root") and "://" not in self.uri.replace("sqlite:///", ""):
+                    Path(tracking.artifact_root).mkdir(parents=True, exist_ok=True)
+                    location = Path(tracking.artifact_root).resolve().as_uri()
+                try:
+                    self.experiment_id = self.client.create_experiment(name, artifact_location=location)
+                except MlflowException:  # another worker created it first
+                    self.experiment_id = self.client.get_experiment_by_name(name).experiment_id
+            else:
+                self.experiment_id = exp.experiment_id
+        except MlflowException as exc:
+            raise TrackingError(f"MLflow store {redact(self.uri)} failed: {redact(str(exc).splitlines()[0])}") from None
+
+    def start_run(self, name: str, tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> str:
+        tags = {k: redact(str(v)) for k, v in (tags or {}).items()}
+        tags.setdefault("code_version", code_version())
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, redact(str(v))[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100], synchronous=True)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i : i + 500], synchronous=True)
+
+    def log_table(self, run_id: str, df: pd.DataFrame, path: str) -> None:
+        self.client.log_text(run_id, df.to_csv(index=False, float_format="%.4f"), path)
+
+    def log_json(self, run_id: str, obj, path: str) -> None:
+        self.client.log_text(run_id, redact(json.dumps(obj, indent=2, default=str)), path)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()], synchronous=True)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+
+def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result) -> None:
+    """Everything one run leaves in MLflow: config, metrics, per-class tables, class counts, fingerprint."""
+    from sweep.config import flat_params
+
+    splits = result.splits
+    tracker.log_params(run_id, flat_params(cfg))
+    tracker.log_metrics(run_id, result.metrics)
+    tracker.set_tags(run_id, {"data_fingerprint": splits.fingerprint, "model": cfg.model.name,
+                              "data": cfg.data.name, "loss": cfg.loss.name, "weighting": cfg.weighting.scheme})
+    for split, table in result.per_class.items():
+        tracker.log_table(run_id, table, f"per_class_{split}.csv")
+    counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
+    tracker.log_json(run_id, {"train_class_counts": counts, "split_sizes": splits.info,
+                              "class_weights": result.info.get("class_weights")}, "classes.json")
