@@ -36,15 +36,25 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> 
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(
-            f"bad override in {list(overrides)}: {_first_line(exc)} "
-            "(see the options under conf/, e.g. model=tfidf_linear, weighting.alpha=0.5)"
-        ) from None
+        raise ConfigError(f"bad override in {list(overrides)}: {_first_line(exc)} ({_options_hint(conf_dir, exc)})") from None
     finally:
         GlobalHydra.instance().clear()
     cfg.paths.root = str(Path(cfg.paths.root).expanduser().resolve())
     validate(cfg)
     return cfg
+
+
+def _options_hint(conf_dir: Path, exc: BaseException) -> str:
+    """For an unknown group option, list the ones that exist."""
+    import re
+
+    if "requires --multirun" in str(exc):
+        return "quote the search range so Hydra keeps it as text: 'sweep.params.weighting.alpha=\"interval(0,1)\"'"
+    m = re.search(r"Could not find '(\w+)/", str(exc))
+    if m and (conf_dir / m.group(1)).is_dir():
+        names = sorted(p.stem for p in (conf_dir / m.group(1)).glob("*.yaml"))
+        return f"available: {m.group(1)}={', '.join(names)}"
+    return "see the options under conf/, e.g. model=tfidf_linear weighting.alpha=0.5"
 
 
 def _check_range(name: str, value, lo: float, hi: float, hi_open: bool = False) -> None:
@@ -77,6 +87,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.small_classes={cfg.data.small_classes!r} is unknown: use drop or merge")
     if cfg.model.get("kind") not in MODEL_KINDS:
         raise ConfigError(f"model.kind={cfg.model.get('kind')!r} is unknown: use one of {', '.join(MODEL_KINDS)}")
+    if cfg.model.kind == "head":
+        _check_range("model.head.l2", cfg.model.head.l2, 0.0, 1.0)
+        _check_range("model.head.max_iter", cfg.model.head.max_iter, 1, 100_000)
     scheme = cfg.weighting.scheme
     if scheme == "power":
         _check_range("weighting.alpha", cfg.weighting.alpha, *ALPHA_RANGE)

@@ -105,7 +105,9 @@ def read_table(path: Path, text_column: str, label_column: str) -> pd.DataFrame:
             raise DataError(f"column {col!r} not found in {path} (columns: {', '.join(map(str, head.columns[:12]))}): "
                             f"set data.{key} to one of them")
     try:
-        df = pd.read_csv(path, usecols=[text_column, label_column], dtype=str, keep_default_na=True)
+        # All columns are parsed (usecols would hide rows with extra fields), in chunks to bound memory.
+        chunks = pd.read_csv(path, dtype=str, chunksize=200_000)
+        df = pd.concat([c[[text_column, label_column]] for c in chunks], ignore_index=True)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}): re-encode it, "
                         "e.g. iconv -f latin1 -t utf-8") from None

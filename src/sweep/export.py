@@ -46,6 +46,7 @@ def front_table(study: optuna.Study, cfg: DictConfig | None = None) -> pd.DataFr
     table = pd.DataFrame(rows)
     if table.empty:
         return table
+    table = table.sort_values(["val_accuracy", "val_macro_f1"], ascending=False, kind="stable")
     table["zero_f1_classes"] = table["zero_f1_classes"].astype("Int64")
     return table.round({c: 4 for c in table.columns if table[c].dtype == float})
 

@@ -37,10 +37,12 @@ PARENT_ATTR = "mlflow_parent_run_id"
 
 
 def _flatten(node, prefix: str = "") -> dict[str, object]:
+    """{"loss": {"_group_": x, "tau": y}} -> {"loss": x, "loss.tau": y}."""
     if isinstance(node, Mapping):
         out: dict[str, object] = {}
         for k, v in node.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            key = prefix if k == "_group_" else (f"{prefix}.{k}" if prefix else str(k))
+            out.update(_flatten(v, key))
         return out
     return {prefix: node}
 

