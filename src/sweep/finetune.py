@@ -344,6 +344,7 @@ class Batcher:
     def __init__(self, tokens: Tokens, device: torch.device, pad_to: int = 64):
         self.t, self.device, self.pad_to = tokens, device, pad_to
         self.lengths = tokens.lengths
+        self.max_length = int(self.lengths.max()) if len(self.lengths) else 1
         self.pin = device.type == "cuda"
 
     def _to(self, arr: np.ndarray) -> torch.Tensor:
@@ -408,7 +409,7 @@ class Runner:
     def logits(self, batcher: Batcher, idx: np.ndarray, fixed_tokens: int | None = None) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if self.packed:
-                args = batcher.packed(idx, fixed_tokens, max(self.cfg["max_length"], int(batcher.lengths.max())))
+                args = batcher.packed(idx, fixed_tokens, max(self.cfg["max_length"], batcher.max_length))
                 fwd = self.compiled or self.model.forward_packed
                 return fwd(*args)
             return self.model.forward_padded(*batcher.padded(idx))
@@ -471,7 +472,9 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     # torch.compile: every packed batch padded to the same token count, so shapes stay static.
-    fixed = -(-cfg["batch_tokens"] // batcher.pad_to) * batcher.pad_to if runner.compiled else None
+    fixed = None
+    if runner.compiled:
+        fixed = -(-max(cfg["batch_tokens"], int(tokens.lengths.max())) // batcher.pad_to) * batcher.pad_to
     model.train()
     step, history, t0 = 0, [], time.perf_counter()
     plan = first
