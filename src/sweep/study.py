@@ -355,8 +355,11 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
     """Start n local worker processes on the same study; show one progress bar for all of them."""
     from tqdm import tqdm
 
+    # Split the cores between workers: oversubscribed torch threads spin and slow everyone down.
+    threads = str(max(1, (os.cpu_count() or 1) // n))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     procs = [subprocess.Popen([sys.executable, "-m", "sweep", "sweep", *overrides, "sweep.workers=1",
-                               f"++sweep.worker_index={i}", "++sweep.progress=false"])
+                               f"++sweep.worker_index={i}", "++sweep.progress=false"], env=env)
              for i in range(n)]
     start_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
     try:
