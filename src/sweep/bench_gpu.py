@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import tempfile
 import time
@@ -317,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=3, help="harness epochs (the first is warm-up)")
     p.add_argument("--variants", default="all", help="comma list of harness variant names, or all")
     p.add_argument("--skip-trainer", action="store_true")
+    p.add_argument("--refs", default="bf16,fp32,bf16_gbl", help="Trainer references to run")
     p.add_argument("--skip-real", action="store_true")
     p.add_argument("--minilm", default=None, help="MiniLM folder (default: packaged, else .carry/minilm_fp16)")
     p.add_argument("--json", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "bench.json"))
@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         "ModernBERT-base": [("packed32k", {"batch_tokens": 32768}),
                             ("packed16k", {"batch_tokens": 16384}),
                             ("packed32k_compiled", {"batch_tokens": 32768, "compile": True}),
+                            ("packed64k_compiled", {"batch_tokens": 65536, "compile": True}),
                             ("padded32k", {"batch_tokens": 32768, "attention": "padded"})],
         "MiniLM-L6": [("packed32k", {"batch_tokens": 32768}),
                       ("packed64k", {"batch_tokens": 65536}),
@@ -378,9 +379,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{np.median(tokens.lengths):.0f}")
         if not a.skip_trainer:
             t32, l32 = synthetic(n32, s["vocab"], 0, cap, s["cls"], s["sep"])
-            refs = [(True, False, tokens, labels), (False, False, t32, l32), (True, True, tokens, labels)]
-            if label != "ModernBERT-base":
-                refs = refs[:2]
+            refs = {"bf16": (True, False, tokens, labels), "fp32": (False, False, t32, l32),
+                    "bf16_gbl": (True, True, tokens, labels)}
+            keep = [r for r in a.refs.split(",") if r in refs and (label == "ModernBERT-base" or r != "bf16_gbl")]
+            refs = [refs[r] for r in keep]
             for bf16, gbl, tk, lb in refs:
                 if bf16 and not cuda:
                     continue

@@ -479,7 +479,7 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
     step, history, t0 = 0, [], time.perf_counter()
     plan = first
     while step < total_steps:
-        epoch_loss = torch.zeros((), device=dev)
+        epoch_loss, epoch_steps = torch.zeros((), device=dev), 0
         for idx in plan:
             if step >= total_steps:
                 break
@@ -493,10 +493,11 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"], foreach=True)
             opt.step()
             epoch_loss += value.detach()
+            epoch_steps += 1
             step += 1
             if on_step is not None:
                 on_step(step, idx)
-        history.append(float(epoch_loss) / max(1, len(plan)))  # one host sync per epoch
+        history.append(float(epoch_loss) / max(1, epoch_steps))  # one host sync per epoch
         plan = plan_batches(tokens.lengths, cfg["batch_tokens"], runner.packed, rng)
     return {"loss_per_epoch": history, "steps": step, "seconds": time.perf_counter() - t0}
 
