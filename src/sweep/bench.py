@@ -101,7 +101,7 @@ def bench_command(argv: list[str]) -> None:
 
         start = time.perf_counter()
         rc = cli_main(["sweep", *common, f"sweep.n_trials={opts['trials']}", "sweep.study_name=bench",
-                       "++sweep.progress=false"])
+                       "sweep.progress=false"])
         sweep_wall = time.perf_counter() - start
         if rc:
             raise RuntimeError("the benchmark sweep failed: see the error above")
@@ -120,7 +120,7 @@ def bench_command(argv: list[str]) -> None:
             start = time.perf_counter()
             cli_main(["sweep", *common, f"sweep.n_trials={per}", f"sweep.study_name=workers{n}",
                       f"sweep.workers={n}", f"sweep.seed={100 + n}", "sweep.baselines={}",
-                      "++sweep.progress=false"])
+                      "sweep.progress=false"])
             workers[n] = (per * n) / (time.perf_counter() - start)
 
     med_fast, med_naive = statistics.median(fast), statistics.median(naive)

@@ -18,7 +18,7 @@ def _setup_logging() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: one line each, from study.py
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 

@@ -207,8 +207,8 @@ def reconcile(study: optuna.Study, tracker: Tracker) -> int:
         worker = t.user_attrs.get("worker", "")
         w_host, _, w_pid = worker.rpartition(":")
         if w_host == host and w_pid.isdigit() and not _pid_alive(int(w_pid)):
-            storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
             storage.set_trial_user_attr(t._trial_id, "error", "worker died (killed) during the trial")
+            storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
     fixed = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         run_id = t.user_attrs.get("mlflow_run_id")
@@ -289,19 +289,29 @@ class Objective:
             trial.set_user_attr("seconds", round(result.info["seconds"], 3))
             trial.set_user_attr("logits_cache", result.info.get("logits_cache"))
         except BaseException as exc:
-            error = redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:500]
+            interrupted = bool(_INTERRUPTED) or not isinstance(exc, Exception)
+            error = "interrupted (signal)" if interrupted else \
+                redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:500]
             trial.set_user_attr("error", error)
             self.tracker.set_tags(run_id, {"error": error})
-            self.tracker.end_run(run_id, "FAILED" if isinstance(exc, Exception) else "KILLED")
+            self.tracker.end_run(run_id, "KILLED" if interrupted else "FAILED")
+            if interrupted and isinstance(exc, Exception):
+                raise KeyboardInterrupt(error) from exc
             raise
         self.tracker.end_run(run_id)
-        return metrics[OBJECTIVES[0]], metrics[OBJECTIVES[1]]
+        return result.metrics[OBJECTIVES[0]], result.metrics[OBJECTIVES[1]]
 
 
 # ---------------------------------------------------------------- the sweep
 
 
-def _raise_interrupt(signum, frame):  # SIGTERM -> the same path as Ctrl-C: trial failed, run KILLED
+_INTERRUPTED: list[int] = []
+
+
+def _raise_interrupt(signum, frame):
+    """SIGINT and SIGTERM: trial failed, its run KILLED, sweep stopped. Remember the signal: an exception
+    raised inside torch's C++ code can come out as another exception type."""
+    _INTERRUPTED.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -359,7 +369,7 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
     threads = str(max(1, (os.cpu_count() or 1) // n))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     procs = [subprocess.Popen([sys.executable, "-m", "sweep", "sweep", *overrides, "sweep.workers=1",
-                               f"++sweep.worker_index={i}", "++sweep.progress=false"], env=env)
+                               f"++sweep.worker_index={i}", "sweep.progress=false"], env=env)
              for i in range(n)]
     start_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
     try:
@@ -421,7 +431,7 @@ def sweep_command(argv: list[str]) -> None:
         if rc:
             raise TrackingError(f"{workers} workers: at least one exited with status {rc}; see its log above")
         return _report(study)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     objective = Objective(cfg, overrides, space, tracker, parent)
     callbacks = []
     total = cfg.sweep.get("total_trials")
@@ -440,7 +450,8 @@ def sweep_command(argv: list[str]) -> None:
         tracker.end_run(parent, "KILLED")
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     progress.close()
     finalize(study, tracker, parent, cfg)
     tracker.end_run(parent)
@@ -458,7 +469,9 @@ class _progress:
         self.failed = 0
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.failed += trial.state == TrialState.FAIL
+        if trial.state == TrialState.FAIL:
+            self.failed += 1
+            log.warning("trial %d failed: %s", trial.number, trial.user_attrs.get("error", "see its MLflow run"))
         if trial.state == TrialState.COMPLETE:
             self.tags = sync_pareto_tags(study, self.tracker, self.tags)
         self.bar.update(1)

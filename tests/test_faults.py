@@ -1,0 +1,60 @@
+"""Faults a long shared sweep meets: several local workers on one study, an unusable store, a lost CSV."""
+
+import optuna
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from sweep.cli import main
+from sweep.config import load_config
+from sweep.study import open_storage
+
+
+def test_local_workers_share_one_study_and_one_parent_run(synthetic):
+    n, m = 3, 2
+    args = [*synthetic, f"sweep.n_trials={m}", f"sweep.workers={n}", "sweep.study_name=workers",
+            "sweep.baselines={}", "sweep.sampler=random"]
+    assert main(["sweep", *args]) == 0
+    cfg = load_config(args)
+    study = optuna.load_study(study_name="workers", storage=open_storage(cfg))
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == n * m and sorted(numbers) == list(range(n * m))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == n  # every worker did trials
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    exp = client.get_experiment_by_name("test").experiment_id
+    parents = client.search_runs([exp], "tags.kind = 'sweep'")
+    assert len(parents) == 1 and parents[0].info.run_id == study.user_attrs["mlflow_parent_run_id"]
+    kids = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    assert sorted(int(k.data.tags["trial"]) for k in kids) == list(range(n * m))
+
+
+def test_unwritable_mlruns_is_a_clear_error_and_leaves_the_study_intact(synthetic, root, capsys):
+    args = [*synthetic, "sweep.n_trials=2", "sweep.study_name=intact"]
+    assert main(["sweep", *args]) == 0
+    capsys.readouterr()
+    journal = root / "mlruns" / "optuna" / "journal.log"
+    before = journal.read_bytes()
+    # the MLflow store's folder is replaced by a file: a folder nothing can be written into (even as root)
+    blocked = [*args, f"paths.mlruns_dir={root}/blocked/mlruns"]
+    (root / "blocked").write_text("not a folder")
+    assert main(["sweep", *blocked, f"sweep.storage={journal}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot create" in err[0] and "paths.mlruns_dir" in err[0], err
+    assert journal.read_bytes() == before  # the study was not touched
+    study = optuna.load_study(study_name="intact", storage=open_storage(load_config(args)))
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+
+
+def test_export_never_leaves_a_half_written_csv(synthetic, root, capsys):
+    args = [*synthetic, "sweep.n_trials=2", "sweep.study_name=csv"]
+    assert main(["sweep", *args]) == 0
+    capsys.readouterr()
+    out = root / "front.csv"
+    out.write_text("previous export\n")
+    # the target is a directory's child that cannot be created: the old file stays, no temp file is left
+    assert main(["export", *synthetic, "study=nope", f"out={out}"]) == 2
+    assert "no study named 'nope'" in capsys.readouterr().err
+    assert out.read_text() == "previous export\n"
+    assert main(["export", *synthetic, "study=csv", f"out={out}"]) == 0
+    assert out.read_text().startswith("trial,mlflow_run_id,")
+    assert [p.name for p in root.iterdir() if p.name.startswith(".front")] == []

@@ -1,0 +1,78 @@
+"""A sweep killed in the middle of a trial (SIGINT, SIGTERM, SIGKILL) resumes without losing or double
+counting work: the interrupted trial is failed in Optuna, its MLflow run is KILLED, the parent is reused."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from sweep.config import load_config
+from sweep.study import open_storage
+
+# big enough that one trial takes a few seconds on 2 cores: the signal lands mid-trial
+SLOW = ["data.n_max=6000", "data.ratio=30", "model.head.max_iter=400", "model.head.l2=1e-9"]
+
+
+def _study(cfg, name):
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(cfg))
+    except KeyError:
+        return None
+
+
+def _wait_for_running_trial(cfg, name, proc, timeout=120.0):
+    """Until a trial is RUNNING with its MLflow run created (that is: mid-trial)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        study = _study(cfg, name)
+        if study:
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if t.number >= 1 and "mlflow_run_id" in t.user_attrs:
+                    return t
+        time.sleep(0.1)
+    raise AssertionError("no trial started in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["INT", "TERM", "KILL"])
+def test_interrupted_sweep_resumes_without_losing_or_double_counting(sig, synthetic, root):
+    name = f"interrupt-{sig.name}"
+    args = [*synthetic, *SLOW, f"sweep.study_name={name}", "sweep.total_trials=3", "sweep.baselines={}",
+            "sweep.sampler=random", "sweep.progress=false"]
+    cfg = load_config(args)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sweep", "sweep", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    victim = _wait_for_running_trial(cfg, name, proc)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0, out
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130 and "Traceback" not in out, out
+
+    # restart with the same study name: reconciles, then completes the 3 trials asked for
+    rerun = subprocess.run([sys.executable, "-m", "sweep", "sweep", *args], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    study = _study(cfg, name)
+    states = {t.number: t.state for t in study.trials}
+    assert states[victim.number] == TrialState.FAIL
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 3
+    assert not any(s == TrialState.RUNNING for s in states.values())
+    assert sorted(states) == list(range(len(states)))  # unique, gap-free trial numbers
+
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    exp = client.get_run(parent).info.experiment_id
+    assert len(client.search_runs([exp], "tags.kind = 'sweep'")) == 1
+    kids = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'")
+    assert len(kids) == len(study.trials)
+    status = {int(k.data.tags["trial"]): k.info.status for k in kids}
+    assert status[victim.number] == "KILLED"
+    assert sorted(v for v in status.values()) == sorted(["KILLED"] + ["FINISHED"] * 3)
