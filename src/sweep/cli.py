@@ -20,6 +20,7 @@ def _setup_logging() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: one line each, from study.py
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def train_command(overrides: list[str]) -> None:

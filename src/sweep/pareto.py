@@ -69,3 +69,36 @@ def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_per_class(f1: np.ndarray, counts: np.ndarray, title: str, path: Path,
+                   reference: np.ndarray | None = None) -> Path:
+    """Left: the per-class F1 histogram (the spike at zero and how it shrinks); right: per-class F1 against
+    the class's training frequency (log scale). The reference run in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    bins = np.linspace(0, 1, 11)
+    if reference is not None:
+        left.hist(reference, bins=bins, color="#9aa5b1", alpha=0.6, label="reference (unweighted)")
+        right.scatter(counts, reference, c="#9aa5b1", s=18, label="reference (unweighted)")
+    left.hist(f1, bins=bins, color="#d1495b", alpha=0.6, label=title)
+    left.set_xlabel("per-class test F1")
+    left.set_ylabel("classes")
+    left.set_title(f"F1 = 0: {int((f1 == 0).sum())} of {len(f1)} classes")
+    right.scatter(counts, f1, c="#d1495b", s=22, label=title)
+    right.set_xscale("log")
+    right.set_xlabel("training examples of the class (log)")
+    right.set_ylabel("per-class test F1")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

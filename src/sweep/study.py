@@ -353,7 +353,7 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_front(study, Path(tmp) / "pareto.png", marks)
         tracker.client.log_artifact(parent, str(png))
-        table = front_table(study, cfg)
+        table = front_table(study, tracker.client)
         tracker.log_table(parent, table, "pareto.csv")
     tracker.log_metrics(parent, {"n_complete": len(study.get_trials(states=(TrialState.COMPLETE,))),
                                  "n_failed": len(study.get_trials(states=(TrialState.FAIL,))),

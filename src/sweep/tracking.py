@@ -7,10 +7,12 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -141,6 +143,12 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result) -> None:
                               "data": cfg.data.name, "loss": cfg.loss.name, "weighting": cfg.weighting.scheme})
     for split, table in result.per_class.items():
         tracker.log_table(run_id, table, f"per_class_{split}.csv")
+    if result.predictions:  # what the export re-scores (bootstrap intervals, classes gained and lost)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "predictions.npz"
+            np.savez_compressed(path, **{f"{s}_pred": p.astype(np.int16) for s, p in result.predictions.items()},
+                                **{f"{s}_true": splits.labels[s].astype(np.int16) for s in result.predictions})
+            tracker.client.log_artifact(run_id, str(path))
     counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
     tracker.log_json(run_id, {"train_class_counts": counts, "split_sizes": splits.info,
                               "class_weights": result.info.get("class_weights")}, "classes.json")

@@ -36,6 +36,7 @@ class RunResult:
     per_class: dict[str, pd.DataFrame]  # split -> per-class table
     splits: Splits
     info: dict = field(default_factory=dict)  # timings, cache hits, weights
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)  # split -> predicted class ids
 
 
 def loss_spec(cfg: DictConfig, counts: np.ndarray) -> LossSpec:
@@ -173,12 +174,12 @@ def run(cfg: DictConfig) -> RunResult:
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
     loss = loss_spec(cfg, splits.train_counts)
     logits, info = cached_logits(cfg, splits, loss)
-    metrics, per_class = {}, {}
+    metrics, per_class, predictions = {}, {}, {}
     tau = float(cfg.loss.get("posthoc_tau", 0.0))
     for split in ("val", "test"):
-        pred = posthoc_predict(logits[split], loss.log_prior, tau)
+        pred = predictions[split] = posthoc_predict(logits[split], loss.log_prior, tau)
         scalars, per_class[split] = evaluate(splits.labels[split], pred, splits.class_names)
         metrics.update({f"{split}_{k}": v for k, v in scalars.items()})
     info.update(seconds=time.perf_counter() - start, class_weights=loss.weights.round(4).tolist())
     info["logits"] = logits
-    return RunResult(metrics=metrics, per_class=per_class, splits=splits, info=info)
+    return RunResult(metrics=metrics, per_class=per_class, splits=splits, info=info, predictions=predictions)
