@@ -37,8 +37,9 @@ pick: $(STAMP)              ## best macro-F1 under a constraint: make pick ARGS=
 	$(PY) -m sweep pick $(ARGS)
 
 ui: $(STAMP)                ## the MLflow UI on the project's store, bound to 127.0.0.1 unless HOST is set
-	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts \
-		--host $(HOST) --port $(PORT)
+	# one worker and no job runner: starts in seconds, stops cleanly (the harness uses no MLflow jobs)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db \
+		--default-artifact-root ./mlruns/artifacts --host $(HOST) --port $(PORT) --workers 1
 
 bench: $(STAMP)             ## speed figures on the default data (prints a table)
 	$(PY) -m sweep bench $(ARGS)

@@ -489,4 +489,5 @@ def _report(study: optuna.Study) -> None:
     for t in best:
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}  {params}")
-    print("browse: make ui, then search tags.pareto = \"true\"; export: make export")
+    print("browse: make ui, open the experiment under 'Model training' (runs table), expand the parent run, "
+          "search tags.pareto = \"true\"; export: make export")
