@@ -144,8 +144,8 @@ def trainer_reference(label: str, make_model, tokens, labels, bf16: bool, group_
     del trainer, model
     gc.collect()
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    row = {"model": label, "path": f"Trainer {'bf16' if bf16 else 'fp32'}{' +group_by_length' if group_by_length else ''}"
-           f" b{batch}", "seq_s": n_seq / seconds, "tok_s": n_seq / seconds * tokens.lengths.mean(),
+    name = f"Trainer {'bf16' if bf16 else 'fp32'}{' +group_by_length' if group_by_length else ''} b{batch}"
+    row = {"model": label, "path": name, "seq_s": n_seq / seconds, "tok_s": n_seq / seconds * tokens.lengths.mean(),
            "params": params, "mem_gib": mem}
     log(json.dumps(row))
     return row
@@ -233,7 +233,7 @@ def correctness(label: str, cfg: dict, vocab: int, n: int = 16, seed: int = 123)
                      "grad": float((g - ref[2]).norm() / ref[2].norm()),
                      "finite": bool(torch.isfinite(g).all() and torch.isfinite(o).all())}
     log(json.dumps(res))
-    del runner
+    runner.model = runner.compiled = None
     gc.collect()
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return res
@@ -427,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
 def print_table(results: dict) -> None:
     peak = results["peak_tflops"]
     lines = [f"\n== sweep.bench_gpu on {results['device']} (bf16 matmul peak measured: {peak:.0f} TFLOP/s) =="]
-    hdr = f"{'model':<16}{'path':<40}{'seq/s':>9}{'tok/s':>11}{'TFLOP/s':>9}{'%peak':>7}{'GiB':>7}{'x bf16 Trainer':>16}"
+    hdr = (f"{'model':<16}{'path':<40}{'seq/s':>9}{'tok/s':>11}{'TFLOP/s':>9}{'%peak':>7}{'GiB':>7}"
+           f"{'x bf16 Trainer':>16}")
     lines.append(hdr)
     ref = {r["model"]: r["seq_s"] for r in results["rows"] if r["path"].startswith("Trainer bf16 b")}
     for r in results["rows"]:
@@ -439,7 +440,8 @@ def print_table(results: dict) -> None:
     lines.append("useful TFLOP/s = 6 x all params (embeddings included) x real tokens/s; seq/s after warm-up")
     for c in results["correctness"]:
         f, h = c["fast"], c["hf_bf16_padded"]
-        lines.append(f"correctness {c['model']}: fast path vs fp32 padded reference, rel. err logits {f['logits']:.2e}"
+        lines.append(f"correctness {c['model']}: fast path vs fp32 padded reference, rel. err logits "
+                     f"{f['logits']:.2e}"
                      f" loss {f['loss']:.2e} grad {f['grad']:.2e} (finite {f['finite']}); plain bf16 autocast"
                      f" padded: logits {h['logits']:.2e} loss {h['loss']:.2e} grad {h['grad']:.2e}")
     r = results.get("real") or {}

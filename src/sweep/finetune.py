@@ -195,7 +195,7 @@ def _segment_attention(q, k, v, cu, scale: float, window: tuple[int, int]):
     """Portable reference for packed attention: SDPA per sequence (CPU, fp32, tests)."""
     outs = []
     bounds = cu.tolist()
-    for s, e in zip(bounds[:-1], bounds[1:]):
+    for s, e in zip(bounds[:-1], bounds[1:], strict=False):
         if e == s:
             continue
         qs, ks, vs = (x[s:e].transpose(0, 1).unsqueeze(0) for x in (q, k, v))  # (1, H, L, D)
@@ -369,7 +369,7 @@ class Batcher:
         n_pad = target - total
         pad_lens = [cap] * (n_pad // cap) + ([n_pad % cap] if n_pad % cap else [])
         ids = np.empty(target, dtype=np.int64)
-        ids[:total] = np.concatenate([self.t.ids[s : s + n] for s, n in zip(starts, lens)])
+        ids[:total] = np.concatenate([self.t.ids[s : s + n] for s, n in zip(starts, lens, strict=False)])
         ids[total:] = self.t.pad_id
         seg = np.repeat(np.arange(len(idx) + 1), [*lens.tolist(), n_pad])
         cu_lens = np.asarray([*lens.tolist(), *pad_lens], dtype=np.int64)
@@ -385,7 +385,7 @@ class Batcher:
         width = int(lens.max())
         ids = np.full((len(idx), width), self.t.pad_id, dtype=np.int64)
         mask = np.zeros((len(idx), width), dtype=np.int64)
-        for r, (s, n) in enumerate(zip(self.t.offsets[idx], lens)):
+        for r, (s, n) in enumerate(zip(self.t.offsets[idx], lens, strict=False)):
             ids[r, :n] = self.t.ids[s : s + n]
             mask[r, :n] = 1
         return self._to(ids), self._to(mask)
@@ -483,7 +483,7 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
         for idx in plan:
             if step >= total_steps:
                 break
-            for g, b in zip(opt.param_groups, base):
+            for g, b in zip(opt.param_groups, base, strict=False):
                 g["lr"] = b * schedule(step)
             logits = runner.logits(batcher, idx, fixed)
             value = loss(logits, y_all[batcher._to(idx.astype(np.int64))])
