@@ -12,7 +12,7 @@ from sweep.study import open_storage
 def test_local_workers_share_one_study_and_one_parent_run(synthetic):
     n, m = 3, 2
     args = [*synthetic, f"sweep.n_trials={m}", f"sweep.workers={n}", "sweep.study_name=workers",
-            "sweep.baselines={}", "sweep.sampler=random"]
+            "sweep.baselines=null", "sweep.sampler=random"]
     assert main(["sweep", *args]) == 0
     cfg = load_config(args)
     study = optuna.load_study(study_name="workers", storage=open_storage(cfg))
@@ -58,3 +58,26 @@ def test_export_never_leaves_a_half_written_csv(synthetic, root, capsys):
     assert main(["export", *synthetic, "study=csv", f"out={out}"]) == 0
     assert out.read_text().startswith("trial,mlflow_run_id,")
     assert [p.name for p in root.iterdir() if p.name.startswith(".front")] == []
+
+
+def test_a_planted_password_is_never_written(synthetic, root, capsys):
+    """A URL with a password in the config (a storage or tracking URL, or any value) is redacted in MLflow
+    params, tags, artifacts, the Optuna journal, the CSV and the logs."""
+    from sweep.tracking import redact
+
+    assert redact("postgresql://user:pl4nted-pw@db:5432/optuna") == "postgresql://user:***@db:5432/optuna"
+    assert redact("http://a:b@h/x?password=pl4nted-pw&x=1") == "http://a:***@h/x?password=***&x=1"
+    planted = "pl4nted-pw"
+    args = [*synthetic, "sweep.n_trials=3", "sweep.study_name=secret",
+            f"++notes.results_db=postgresql://analyst:{planted}@db.internal:5432/results"]
+    assert main(["sweep", *args]) == 0
+    assert main(["export", *args, "study=secret", f"out={root}/secret.csv"]) == 0
+    out = capsys.readouterr()
+    assert planted not in out.out + out.err
+    written = [p for p in root.rglob("*") if p.is_file() and "cache" not in p.parts]
+    assert any(p.name == "mlflow.db" for p in written) and any(p.name == "secret.csv" for p in written)
+    for path in written:
+        assert planted.encode() not in path.read_bytes(), path
+    client = MlflowClient(load_config(args).tracking.tracking_uri)
+    parent = client.search_runs([client.get_experiment_by_name("test").experiment_id], "tags.kind = 'sweep'")[0]
+    assert parent.data.params["notes.results_db"] == "postgresql://analyst:***@db.internal:5432/results"

@@ -43,7 +43,7 @@ def _wait_for_running_trial(cfg, name, proc, timeout=120.0):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["INT", "TERM", "KILL"])
 def test_interrupted_sweep_resumes_without_losing_or_double_counting(sig, synthetic, root):
     name = f"interrupt-{sig.name}"
-    args = [*synthetic, *SLOW, f"sweep.study_name={name}", "sweep.total_trials=3", "sweep.baselines={}",
+    args = [*synthetic, *SLOW, f"sweep.study_name={name}", "sweep.total_trials=3", "sweep.baselines=null",
             "sweep.sampler=random", "sweep.progress=false"]
     cfg = load_config(args)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

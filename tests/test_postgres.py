@@ -182,17 +182,6 @@ def _walk_files(root: Path):
             yield p
 
 
-def _xfail_on_known_bugs(stderr: str) -> None:
-    """Known bugs in src/ (reported, not fixed yet), recognised by their exact symptom: the test runs in full
-    and passes as soon as they are fixed."""
-    if "Failed to import DB access module" in stderr:
-        pytest.xfail("bug: SQLAlchemy 2.1 maps postgresql:// to psycopg (3), not installed; the project depends "
-                     "on psycopg2-binary (study.open_storage should use postgresql+psycopg2 or depend on psycopg)")
-    if "ExperimentalWarning" in stderr and "not reachable" in stderr:
-        pytest.xfail("bug: Optuna's ExperimentalWarning for heartbeat_interval goes to stderr: the error is not "
-                     "one line (study.open_storage should silence it)")
-
-
 # ---------------------------------------------------------------- tests
 
 
@@ -209,7 +198,6 @@ def test_four_workers_share_one_postgres_study_and_one_mlflow_parent(postgres, m
     # The three default baselines stay: they are enqueued once, and 4 workers racing for the WAITING trials
     # must run each exactly once, within the 4 x 3 trials.
     proc = _sweep_cli(["sweep", *overrides], timeout=240)
-    _xfail_on_known_bugs(proc.stderr)
     assert proc.returncode == 0, f"sweep failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
 
     # ---- Optuna: exactly 4 x 3 trials, all complete, numbers unique, baselines once each
@@ -300,7 +288,6 @@ def test_a_wrong_postgres_password_is_one_redacted_line_within_seconds(postgres,
     start = time.monotonic()
     proc = _sweep_cli(args, timeout=60)
     elapsed = time.monotonic() - start
-    _xfail_on_known_bugs(proc.stderr)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
     assert elapsed < 15, f"took {elapsed:.1f}s"  # connect_timeout 5 s + interpreter and imports (2 slow cores)
     err = proc.stderr.strip().splitlines()

@@ -83,7 +83,7 @@ def test_sweep_tracks_every_trial_tags_the_front_exports_it_and_resumes(syntheti
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(synthetic, root):
     # l2 = -1 is rejected by the trial's config validation: a real error inside a trial
     args = [*synthetic, "sweep.n_trials=5", "sweep.study_name=failing", "sweep.sampler=random",
-            "++sweep.params.model.head.l2='choice(1e-6,-1.0)'", "sweep.baselines={}"]
+            "++sweep.params.model.head.l2='choice(1e-6,-1.0)'", "sweep.baselines=null"]
     assert main(["sweep", *args]) == 0
     cfg = load_config(args)
     study = optuna.load_study(study_name="failing", storage=open_storage(cfg))

@@ -119,7 +119,7 @@ def bench_command(argv: list[str]) -> None:
             per = max(1, opts["worker_trials"] // n)
             start = time.perf_counter()
             cli_main(["sweep", *common, f"sweep.n_trials={per}", f"sweep.study_name=workers{n}",
-                      f"sweep.workers={n}", f"sweep.seed={100 + n}", "sweep.baselines={}",
+                      f"sweep.workers={n}", f"sweep.seed={100 + n}", "sweep.baselines=null",
                       "sweep.progress=false"])
             workers[n] = (per * n) / (time.perf_counter() - start)
 

@@ -26,11 +26,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, flat_params, load_config
 from sweep.pareto import front, plot_front
-from sweep.tracking import Tracker, TrackingError, log_result, redact
+from sweep.tracking import Tracker, TrackingError, log_result, redact, sqlalchemy_url
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("val_accuracy", "val_macro_f1")
 PARENT_ATTR = "mlflow_parent_run_id"
+MANAGED_ENV = "SWEEP_MANAGED_WORKER"  # set for workers started by run_workers: the launcher finalizes
+SECRET_ENV = {"sweep.storage": "SWEEP_STORAGE", "tracking.tracking_uri": "MLFLOW_TRACKING_URI"}
 
 
 # ---------------------------------------------------------------- search space and storage
@@ -148,8 +150,10 @@ def open_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
         hb = int(cfg.sweep.get("heartbeat_interval", 30))
-        return optuna.storages.RDBStorage(location, engine_kwargs=engine_kwargs, heartbeat_interval=hb,
-                                          grace_period=2 * hb)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(sqlalchemy_url(location), engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=hb, grace_period=2 * hb)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for "cannot connect"
         msg = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise ConfigError(f"Optuna storage {redact(location)} is not reachable ({msg[:200]}): start the "
@@ -159,11 +163,18 @@ def open_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
 # ---------------------------------------------------------------- MLflow parent and reconciliation
 
 
-def ensure_parent(study: optuna.Study, tracker: Tracker, cfg: DictConfig) -> str:
-    """One parent run per study, its id kept in the study: a resumed study or a new worker reuses it."""
+def ensure_parent(study: optuna.Study, tracker: Tracker, cfg: DictConfig, creator: bool = False,
+                  wait_s: float = 120.0) -> str:
+    """One parent run per study, its id kept in the study: a resumed study or a new worker reuses it.
+    The process that created the study creates the parent; the others wait for its id."""
     from mlflow.exceptions import MlflowException
 
-    run_id = study.user_attrs.get(PARENT_ATTR)
+    deadline = time.time() + (0 if creator else wait_s)
+    while True:
+        run_id = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs.get(PARENT_ATTR)
+        if run_id or time.time() >= deadline:
+            break
+        time.sleep(0.5)
     if run_id:
         try:
             tracker.client.get_run(run_id)
@@ -176,11 +187,6 @@ def ensure_parent(study: optuna.Study, tracker: Tracker, cfg: DictConfig) -> str
     tracker.log_params(run_id, {**flat_params(cfg), "optuna.storage": redact(storage_location(cfg)),
                                 "optuna.directions": "maximize val_accuracy, maximize val_macro_f1"})
     study.set_user_attr(PARENT_ATTR, run_id)
-    time.sleep(0.2)
-    winner = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs.get(PARENT_ATTR)
-    if winner != run_id:  # another worker created one at the same time: keep theirs
-        tracker.client.delete_run(run_id)
-        return winner
     return run_id
 
 
@@ -267,7 +273,7 @@ class Objective:
 
         params = suggest(trial, self.space)
         overrides = trial_overrides(self.base, params, self.space)
-        trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("overrides", [redact(o) for o in overrides])  # the journal is shared: no passwords
         trial.set_user_attr("worker", self.worker)
         run_id = self.tracker.start_run(
             f"trial-{trial.number}", parent_run_id=self.parent,
@@ -367,9 +373,17 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
 
     # Split the cores between workers: oversubscribed torch threads spin and slow everyone down.
     threads = str(max(1, (os.cpu_count() or 1) // n))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    procs = [subprocess.Popen([sys.executable, "-m", "sweep", "sweep", *overrides, "sweep.workers=1",
-                               f"++sweep.worker_index={i}", "sweep.progress=false"], env=env)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, MANAGED_ENV: "1"}
+    # URLs (with their passwords) go through the environment, not the command line that `ps` shows
+    args = []
+    for o in overrides:
+        key, _, value = o.lstrip("+").partition("=")
+        if key in SECRET_ENV:
+            env[SECRET_ENV[key]] = value
+        else:
+            args.append(o)
+    procs = [subprocess.Popen([sys.executable, "-m", "sweep", "sweep", *args, "sweep.workers=1",
+                               f"sweep.worker_index={i}", "sweep.progress=false"], env=env)
              for i in range(n)]
     start_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
     try:
@@ -389,6 +403,33 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
     return max(p.returncode for p in procs)
 
 
+def _create_or_load(name: str, storage, sampler) -> tuple[optuna.Study, bool]:
+    directions = ["maximize", "maximize"]
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        created = False
+    if created:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(OBJECTIVES))
+    return study, created
+
+
+def setup_study(study: optuna.Study, cfg: DictConfig, space: Mapping[str, BaseDistribution]) -> None:
+    """A new study: remember its baselines and reference, enqueue the baselines as its first trials."""
+    baselines = OmegaConf.to_container(cfg.sweep.baselines, resolve=True) if cfg.sweep.get("baselines") else {}
+    study.set_user_attr("baselines", baselines)
+    study.set_user_attr("reference", str(cfg.sweep.get("reference", "unweighted")))
+    for fixed in baselines.values():
+        params = {k: v for k, v in _flatten(fixed).items() if k in space}
+        typed = {k: float(v) if isinstance(space[k], FloatDistribution) else v for k, v in params.items()}
+        if typed:
+            study.enqueue_trial(typed, skip_if_exists=True)
+
+
 def sweep_command(argv: list[str]) -> None:
     overrides = list(argv)
     cfg = load_config(overrides)
@@ -401,24 +442,13 @@ def sweep_command(argv: list[str]) -> None:
 
     load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))  # data errors before any trial
     name = str(cfg.sweep.study_name)
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, load_if_exists=True,
-                                directions=["maximize", "maximize"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(OBJECTIVES))
-    parent = ensure_parent(study, tracker, cfg)
+    study, created = _create_or_load(name, storage, sampler)
+    if created:  # only the process that created the study sets it up: no duplicate baselines or parents
+        setup_study(study, cfg, space)
+    parent = ensure_parent(study, tracker, cfg, creator=created)
     killed = reconcile(study, tracker)
     if killed:
         log.info("marked %d interrupted trial(s) as failed / KILLED", killed)
-    if not study.get_trials(deepcopy=False) and cfg.sweep.get("baselines"):
-        study.set_user_attr("baselines", OmegaConf.to_container(cfg.sweep.baselines, resolve=True))
-        study.set_user_attr("reference", str(cfg.sweep.get("reference", "unweighted")))
-        study.set_user_attr("data_dir", str(cfg.paths.data_dir))
-        for fixed in cfg.sweep.baselines.values():
-            params = {k: v for k, v in _flatten(OmegaConf.to_container(fixed, resolve=True)).items() if k in space}
-            typed = {k: float(v) if isinstance(space[k], FloatDistribution) else v for k, v in params.items()}
-            if typed:
-                study.enqueue_trial(typed, skip_if_exists=True)
     workers = int(cfg.sweep.workers)
     n_trials = int(cfg.sweep.n_trials)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -453,6 +483,8 @@ def sweep_command(argv: list[str]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     progress.close()
+    if os.environ.get(MANAGED_ENV) == "1":
+        return  # the launching process finalizes once every worker is done
     finalize(study, tracker, parent, cfg)
     tracker.end_run(parent)
     _report(study)

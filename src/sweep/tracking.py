@@ -33,6 +33,14 @@ def redact(text: str) -> str:
     return _PASSWORD_PARAM.sub(r"\g<head>***", text)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """postgresql:// -> postgresql+psycopg2:// (SQLAlchemy 2.1 defaults to psycopg 3; we ship psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
 def code_version() -> str:
     root = Path(__file__).resolve().parents[2]
     try:
@@ -73,7 +81,7 @@ class Tracker:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        self.uri = str(tracking.tracking_uri)
+        self.uri = sqlalchemy_url(str(tracking.tracking_uri))
         check_reachable(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         name = str(tracking.experiment)
