@@ -14,7 +14,7 @@ from sweep.study import open_storage
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """Independent of Optuna: i is on the front unless some j is >= in both objectives and > in one."""
     keep = []
-    for i, p in enumerate(points):
+    for p in points:
         dominated = np.any(np.all(points >= p, axis=1) & np.any(points > p, axis=1))
         keep.append(not dominated)
     return np.array(keep)

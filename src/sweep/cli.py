@@ -69,7 +69,8 @@ def baselines_command(overrides: list[str]) -> None:
         tracker.end_run(parent, "FAILED")
         raise
     tracker.end_run(parent)
-    print(f"Baselines on the test split ({cfg.data.name}, {detail['runs'] and next(iter(detail['runs'].values()))[1].splits.info}):")
+    sizes = next(iter(detail["runs"].values()))[1].splits.info
+    print(f"Baselines on the test split ({cfg.data.name}, {sizes}):")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"logged as MLflow run {parent}")
 

@@ -36,7 +36,8 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> 
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"bad override in {list(overrides)}: {_first_line(exc)} ({_options_hint(conf_dir, exc)})") from None
+        hint = _options_hint(conf_dir, exc)
+        raise ConfigError(f"bad override in {list(overrides)}: {_first_line(exc)} ({hint})") from None
     finally:
         GlobalHydra.instance().clear()
     cfg.paths.root = str(Path(cfg.paths.root).expanduser().resolve())

@@ -112,7 +112,8 @@ def read_table(path: Path, text_column: str, label_column: str) -> pd.DataFrame:
         raise DataError(f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}): re-encode it, "
                         "e.g. iconv -f latin1 -t utf-8") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path} has a malformed CSV row ({str(exc).splitlines()[0]}): fix or remove that row") from None
+        first = str(exc).splitlines()[0]
+        raise DataError(f"{path} has a malformed CSV row ({first}): fix or remove that row") from None
     return df.rename(columns={text_column: "text", label_column: "label"})[["text", "label"]]
 
 

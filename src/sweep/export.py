@@ -54,7 +54,7 @@ def load_predictions(client, run_id: str) -> dict | None:
     return {"y": y, "pred": pred, "names": list(counts), "counts": np.array(list(counts.values()))}
 
 
-def _head_classes(counts) -> "np.ndarray":
+def _head_classes(counts):
     """The largest classes that together hold 80% of the training volume."""
     import numpy as np
 

@@ -79,6 +79,7 @@ def plot_per_class(f1: np.ndarray, counts: np.ndarray, title: str, path: Path,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 - NullFormatter below
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     bins = np.linspace(0, 1, 11)
@@ -91,6 +92,7 @@ def plot_per_class(f1: np.ndarray, counts: np.ndarray, title: str, path: Path,
     left.set_title(f"F1 = 0: {int((f1 == 0).sum())} of {len(f1)} classes")
     right.scatter(counts, f1, c="#d1495b", s=22, label=title)
     right.set_xscale("log")
+    right.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     right.set_xlabel("training examples of the class (log)")
     right.set_ylabel("per-class test F1")
     for ax in (left, right):
