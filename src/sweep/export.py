@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 from omegaconf import DictConfig
 
 from sweep.config import ConfigError, load_config
+from sweep.metrics import evaluate
 from sweep.pareto import front
 
 REFERENCE_NAME = "unweighted"
@@ -42,8 +44,6 @@ def load_predictions(client, run_id: str) -> dict | None:
     """Test labels and predictions, class names and train counts, as the trial's MLflow run recorded them."""
     import json
 
-    import numpy as np
-
     try:
         with np.load(client.download_artifacts(run_id, "predictions.npz")) as z:
             y, pred = z["test_true"].astype(np.int64), z["test_pred"].astype(np.int64)
@@ -54,10 +54,12 @@ def load_predictions(client, run_id: str) -> dict | None:
     return {"y": y, "pred": pred, "names": list(counts), "counts": np.array(list(counts.values()))}
 
 
-def _head_classes(counts):
-    """The largest classes that together hold 80% of the training volume."""
-    import numpy as np
+def per_class_f1(point: dict) -> np.ndarray:
+    return evaluate(point["y"], point["pred"], point["names"])[1]["f1"].to_numpy()
 
+
+def _head_classes(counts: np.ndarray) -> np.ndarray:
+    """The largest classes that together hold 80% of the training volume."""
     order = np.argsort(-counts, kind="stable")
     share = np.cumsum(counts[order]) / counts.sum()
     return order[: int(np.searchsorted(share, 0.8) + 1)]
@@ -67,9 +69,7 @@ def decision_columns(points: dict[int, dict], ref: int | None, n_boot: int = 200
     """Per trial: 95% stratified-bootstrap intervals on the test split, paired intervals of the change
     against the reference, whether that change is within noise, classes gained / lost (F1 from 0 to > 0
     and back), head-class accuracy and tail-class macro-F1 and their changes."""
-    import numpy as np
-
-    from sweep.metrics import bootstrap, evaluate, interval
+    from sweep.metrics import bootstrap, interval
 
     if not points:
         return {}
@@ -78,7 +78,7 @@ def decision_columns(points: dict[int, dict], ref: int | None, n_boot: int = 200
     samples = bootstrap(y, {n: p["pred"] for n, p in points.items()}, len(names), n_boot=n_boot, seed=seed)
     head = _head_classes(counts)
     tail = np.setdiff1d(np.arange(len(names)), head)
-    per_class = {n: evaluate(y, p["pred"], names)[1]["f1"].to_numpy() for n, p in points.items()}
+    per_class = {n: per_class_f1(p) for n, p in points.items()}
 
     def head_tail(n: int) -> tuple[float, float]:
         in_head = np.isin(y, head)
@@ -188,8 +188,6 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path)
     """report.md with the table and the pictures: the test-split Pareto plot with intervals and baselines,
     and per front trial the per-class F1 histogram and F1 against class frequency (also logged to that
     trial's MLflow run). Returns the files written."""
-    import numpy as np
-
     from sweep.pareto import plot_front, plot_per_class
     from sweep.study import baseline_points
 
@@ -202,8 +200,6 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path)
     ref_pred = load_predictions(client, ref.user_attrs.get("mlflow_run_id", "")) if ref else None
     if ref_pred is not None:
         majority = int(np.argmax(ref_pred["counts"]))
-        from sweep.metrics import evaluate
-
         m, _ = evaluate(ref_pred["y"], np.full_like(ref_pred["y"], majority), ref_pred["names"])
         marks["majority class"] = (m["accuracy"], m["macro_f1"])
     for name, t in baseline_points(study).items():
@@ -212,9 +208,7 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path)
     files = [plot_front(study, folder / "pareto_test.png", marks, split="test", intervals=intervals)]
     ref_f1 = None
     if ref_pred is not None:
-        from sweep.metrics import evaluate
-
-        ref_f1 = evaluate(ref_pred["y"], ref_pred["pred"], ref_pred["names"])[1]["f1"].to_numpy()
+        ref_f1 = per_class_f1(ref_pred)
     lines = [f"# Pareto front of study `{study.study_name}`", "",
              "Chosen on validation; every point re-scored on the held-out test split with 95% stratified "
              "bootstrap intervals. `within_noise`: the paired interval of the change against the reference "
@@ -230,9 +224,7 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path)
         pred = load_predictions(client, r.mlflow_run_id)
         if pred is None:
             continue
-        from sweep.metrics import evaluate
-
-        f1 = evaluate(pred["y"], pred["pred"], pred["names"])[1]["f1"].to_numpy()
+        f1 = per_class_f1(pred)
         png = plot_per_class(f1, pred["counts"], f"trial {r.trial}", folder / f"per_class_f1_trial_{r.trial}.png",
                              reference=ref_f1)
         client.log_artifact(r.mlflow_run_id, str(png))
@@ -273,8 +265,6 @@ def export_command(argv: list[str]) -> None:
 
 def _seed_spread(study: optuna.Study, table: pd.DataFrame, seeds: int) -> pd.DataFrame:
     """Re-train each Pareto point with `seeds` seeds; mean and standard deviation of the test metrics."""
-    import numpy as np
-
     from sweep.train import run
 
     trials = {t.number: t for t in study.trials}

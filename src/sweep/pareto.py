@@ -18,6 +18,17 @@ def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float, float]],
                split: str = "val", intervals: dict[int, dict] | None = None) -> Path:
     """Accuracy vs macro-F1: every complete trial a point, the front drawn, the baselines marked.
@@ -63,12 +74,7 @@ def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float
     ax.set_title(f"{study.study_name}: accuracy vs macro-F1")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_per_class(f1: np.ndarray, counts: np.ndarray, title: str, path: Path,
@@ -98,9 +104,4 @@ def plot_per_class(f1: np.ndarray, counts: np.ndarray, title: str, path: Path,
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
