@@ -65,10 +65,25 @@ def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float
                     ax.errorbar(x, y, xerr=[[x - ci["accuracy"][0]], [ci["accuracy"][1] - x]],
                                 yerr=[[y - ci["macro_f1"][0]], [ci["macro_f1"][1] - y]], c="#d1495b",
                                 alpha=0.35, lw=1, zorder=1)
+    # Zoom on the trials; a baseline far outside (the majority class, usually) is named in a note instead,
+    # so that it does not squash the front into a corner.
     markers = iter(["s", "^", "D", "v", "P"])
+    if trials:
+        lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
+        pad = np.maximum((hi - lo) * 0.15, 0.01)
+        lo, hi = lo - pad, hi + pad
+    off_chart = []
     for name, (x, y) in baselines.items():
-        if np.isfinite(x) and np.isfinite(y):
-            ax.scatter([x], [y], marker=next(markers, "X"), s=70, edgecolor="black", label=name, zorder=4)
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        near = np.all((lo - 3 * pad <= (x, y)) & ((x, y) <= hi + 3 * pad)) if trials else True
+        if not near:
+            off_chart.append(f"{name}: accuracy {x:.3f}, macro-F1 {y:.3f} (off the chart)")
+            continue
+        ax.scatter([x], [y], marker=next(markers, "X"), s=70, edgecolor="black", label=name, zorder=4)
+    if off_chart:
+        ax.text(0.99, 0.01, "\n".join(off_chart), transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#9aa5b1"})
     ax.set_xlabel(f"{'validation' if split == 'val' else 'test'} accuracy")
     ax.set_ylabel(f"{'validation' if split == 'val' else 'test'} macro-F1")
     ax.set_title(f"{study.study_name}: accuracy vs macro-F1")
