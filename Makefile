@@ -6,7 +6,7 @@ WORKERS ?= 1
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: install data train baselines sweep export pick ui bench bench-gpu test test-integration lint clean-results
+.PHONY: install data train baselines sweep export pick ui bench bench-gpu test lint clean-results
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
