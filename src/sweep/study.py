@@ -241,7 +241,7 @@ def sync_pareto_tags(study: optuna.Study, tracker: Tracker, known: dict[int, boo
 # ---------------------------------------------------------------- one trial
 
 
-def trial_overrides(base: list[str], params: Mapping[str, object], space: Mapping[str, BaseDistribution]) -> list[str]:
+def trial_overrides(base: list[str], params: Mapping[str, object]) -> list[str]:
     """Group choices (loss=logit_adjusted) first, then values; ++ so that a value of a searched group applies."""
     groups = [f"{k}={v}" for k, v in params.items() if "." not in k]
     values = [f"++{k}={v!r}" if isinstance(v, float) else f"++{k}={v}" for k, v in params.items() if "." in k]
@@ -272,7 +272,7 @@ class Objective:
         from sweep.train import run
 
         params = suggest(trial, self.space)
-        overrides = trial_overrides(self.base, params, self.space)
+        overrides = trial_overrides(self.base, params)
         trial.set_user_attr("overrides", [redact(o) for o in overrides])  # the journal is shared: no passwords
         trial.set_user_attr("worker", self.worker)
         run_id = self.tracker.start_run(
