@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ def _basic_row(t, ref_m: dict) -> dict:
     }
 
 
+@lru_cache(maxsize=512)  # a finished run's artifacts never change; the table and the report both read them
 def load_predictions(client, run_id: str) -> dict | None:
     """Test labels and predictions, class names and train counts, as the trial's MLflow run recorded them."""
     import json
