@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import optuna
+import pytest
 from mlflow import MlflowClient
 
 from sweep.cli import main
@@ -49,7 +50,12 @@ def test_sweep_tracks_every_trial_tags_the_front_exports_it_and_resumes(syntheti
         k = by_trial[t.number]
         assert float(k.data.params["weighting.alpha"]) == t.params["weighting.alpha"]
         assert k.data.metrics["val_accuracy"] == t.values[0]
-        assert "test_macro_f1" in k.data.metrics
+        # converged fits only, and no test metric in the study: nobody is invited to pick by test
+        assert k.data.metrics["fit_converged"] == 1.0 and k.data.tags["converged"] == "true"
+        assert k.data.metrics["fit_grad_max"] <= 1e-6 and t.user_attrs["fit_converged"] is True
+        assert not [m for m in k.data.metrics if m.startswith("test_")]
+        assert not [m for m in t.user_attrs["metrics"] if m.startswith("test_")]
+        assert "per_class_test.csv" not in {f.path for f in client.list_artifacts(k.info.run_id)}
     # pareto tags == Optuna's best_trials == an independent non-dominance check
     front = {t.number for t in study.best_trials}
     tagged = {n for n, k in by_trial.items() if k.data.tags.get("pareto") == "true"}
@@ -67,10 +73,10 @@ def test_sweep_tracks_every_trial_tags_the_front_exports_it_and_resumes(syntheti
     for col in ("mlflow_run_id", "alpha", "tau", "loss", "model", "test_accuracy", "test_macro_f1",
                 "test_balanced_accuracy", "zero_f1_classes", "delta_test_accuracy", "delta_test_macro_f1"):
         assert col in rows[0]
-    ref = study.trials[0].user_attrs["metrics"]
+    with np.load(client.download_artifacts(study.trials[0].user_attrs["mlflow_run_id"], "predictions.npz")) as z:
+        ref_accuracy = float((z["test_true"] == z["test_pred"]).mean())  # the reference, scored independently
     for r in rows:
-        assert float(r["delta_test_accuracy"]) == round(float(r["test_accuracy"]) - ref["test_accuracy"], 4) or \
-            abs(float(r["delta_test_accuracy"]) - (float(r["test_accuracy"]) - ref["test_accuracy"])) < 2e-4
+        assert abs(float(r["delta_test_accuracy"]) - (float(r["test_accuracy"]) - ref_accuracy)) < 2e-4
 
     # a second invocation resumes: trials add up, same parent run, no duplicated baselines
     assert main(["sweep", *args, "sweep.n_trials=3"]) == 0
@@ -113,3 +119,89 @@ def test_sweep_config_errors_are_one_line(synthetic, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (override, err)
         assert "hunter2" not in err[0]
+
+
+def test_a_capped_fit_is_tagged_and_kept_off_the_front(synthetic, root):
+    # max_iter 1 cannot converge; 3000 does: random sampling draws both
+    args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=capped", "sweep.sampler=random",
+            "++sweep.params.model.head.max_iter='choice(1,3000)'", "sweep.baselines=null"]
+    assert main(["sweep", *args]) == 0
+    cfg = load_config(args)
+    study = optuna.load_study(study_name="capped", storage=open_storage(cfg))
+    one_iteration = {t.number for t in study.trials if t.params["model.head.max_iter"] == 1}
+    # one iteration from a warm start near an earlier solution may be enough; from afar it is not
+    capped = {t.number for t in study.trials if t.user_attrs["fit_converged"] is False}
+    assert capped and capped <= one_iteration
+    assert all(study.trials[n].user_attrs["fit_grad_max"] > 1e-6 for n in capped)
+    from sweep.pareto import front
+
+    on_front = {t.number for t in front(study)}
+    assert on_front and not on_front & capped
+    ok = [t for t in study.trials if t.number not in capped]
+    assert on_front == {ok[i].number for i in np.flatnonzero(non_dominated(np.array([t.values for t in ok])))}
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    for t in study.trials:
+        tags = client.get_run(t.user_attrs["mlflow_run_id"]).data.tags
+        assert tags["converged"] == ("false" if t.number in capped else "true")
+        assert tags["pareto"] == ("true" if t.number in on_front else "false")
+
+
+def test_resuming_a_study_on_other_data_or_settings_is_a_one_line_error(synthetic, root, capsys):
+    args = [*synthetic, "sweep.n_trials=2", "sweep.study_name=same"]
+    assert main(["sweep", *args]) == 0
+    capsys.readouterr()
+    for change, named in (("data.ratio=5", "data.content"), ("model.head.l2=1e-3", "model.head.l2"),
+                          ("sweep.cv_folds=3", "objectives")):
+        assert main(["sweep", *args, change]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "study 'same' was run on something else" in err[0] and named in err[0], err
+        assert "sweep.study_name=same-" in err[0]
+    cfg = load_config(args)
+    study = optuna.load_study(study_name="same", storage=open_storage(cfg))
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == 2 and len(study.trials) == 3  # nothing was mixed in (the 3rd baseline still waits)
+    assert main(["sweep", *args, "sweep.n_trials=1"]) == 0  # the same settings resume
+
+
+def test_the_parent_run_never_stays_running_after_a_crash(synthetic, root, monkeypatch):
+    import sweep.study
+
+    def crash(*a, **k):
+        raise RuntimeError("disk full while writing the plot")
+
+    monkeypatch.setattr(sweep.study, "finalize", crash)
+    args = [*synthetic, "sweep.n_trials=1", "sweep.study_name=crash"]
+    try:
+        main(["sweep", *args])
+    except RuntimeError:
+        pass
+    cfg = load_config(args)
+    study = optuna.load_study(study_name="crash", storage=open_storage(cfg))
+    parent = MlflowClient(cfg.tracking.tracking_uri).get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "FAILED"
+
+
+def test_two_sweeps_started_by_hand_use_different_sampler_seeds(synthetic, root):
+    args = [*synthetic, "sweep.n_trials=3", "sweep.study_name=twice", "sweep.baselines=null", "sweep.sampler=random"]
+    assert main(["sweep", *args]) == 0
+    assert main(["sweep", *args]) == 0  # joins the existing study, as a second hand-started worker would
+    study = optuna.load_study(study_name="twice", storage=open_storage(load_config(args)))
+    seeds = [t.user_attrs["sampler_seed"] for t in study.trials]
+    assert len(set(seeds[:3])) == 1 and seeds[3] != seeds[0]
+    alphas = [t.params["weighting.alpha"] for t in study.trials]
+    assert len(set(alphas)) == 6  # no duplicated draws
+
+
+def test_cv_folds_objectives_are_fold_means_with_standard_errors(synthetic, root):
+    args = [*synthetic, "sweep.n_trials=2", "sweep.study_name=cv", "sweep.cv_folds=3"]
+    assert main(["sweep", *args]) == 0
+    cfg = load_config(args)
+    study = optuna.load_study(study_name="cv", storage=open_storage(cfg))
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        m = client.get_run(t.user_attrs["mlflow_run_id"]).data.metrics
+        folds = [m[f"val_accuracy_fold{i}"] for i in range(3)]
+        assert t.values[0] == pytest.approx(np.mean(folds))
+        assert m["val_accuracy_se"] == pytest.approx(np.std(folds, ddof=1) / np.sqrt(3))
+        assert "val_macro_f1_fold2" in m and "val_macro_f1_se" in m
+    assert main(["sweep", *synthetic, "model=minilm_finetune", "sweep.cv_folds=3"]) == 2

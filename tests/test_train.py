@@ -8,7 +8,8 @@ from mlflow import MlflowClient
 from sweep.cli import main
 from sweep.config import load_config
 from sweep.losses import LossSpec
-from sweep.train import fit_linear_head, run
+from sweep.head import fit_head
+from sweep.train import run
 
 
 def test_train_logs_config_metrics_and_per_class_table(synthetic, root, capsys):
@@ -63,5 +64,5 @@ def test_same_config_and_seed_give_the_same_metrics(synthetic, root):
 
 def test_nan_features_give_a_clear_floating_point_error():
     x = sp.csr_matrix(np.array([[1.0, np.nan], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32))
-    with pytest.raises(FloatingPointError, match="training loss is nan"):
-        fit_linear_head(x, np.array([0, 1, 1]), LossSpec(np.ones(2), np.log([0.5, 0.5])), 0.0, 10, 0)
+    with pytest.raises(FloatingPointError, match="training loss is nan at the end point"):
+        fit_head(x, np.array([0, 1, 1]), LossSpec(np.ones(2), np.log([0.5, 0.5])), 1e-3, max_iter=10)

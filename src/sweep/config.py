@@ -68,6 +68,15 @@ def _check_range(name: str, value, lo: float, hi: float, hi_open: bool = False) 
         raise ConfigError(f"{name}={v} is outside the allowed range [{lo}, {hi}{bracket}: pick a value inside it")
 
 
+def _check_positive(name: str, value, fix: str) -> None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a number: {fix}") from None
+    if not (v > 0 and v < float("inf")):
+        raise ConfigError(f"{name}={v} must be > 0: {fix}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value a run depends on; raise ConfigError naming the bad value and the fix."""
     try:
@@ -89,7 +98,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.model.get("kind") not in MODEL_KINDS:
         raise ConfigError(f"model.kind={cfg.model.get('kind')!r} is unknown: use one of {', '.join(MODEL_KINDS)}")
     if cfg.model.kind == "head":
-        _check_range("model.head.l2", cfg.model.head.l2, 0.0, 1.0)
+        _check_positive("model.head.l2", cfg.model.head.l2, "an unpenalized head on separable features has no "
+                        "optimum; use e.g. 1e-5 (`make l2` chooses it on validation)")
+        _check_positive("model.head.gtol", cfg.model.head.get("gtol"), "use e.g. 1e-6")
         _check_range("model.head.max_iter", cfg.model.head.max_iter, 1, 100_000)
     scheme = cfg.weighting.scheme
     if scheme == "power":
@@ -105,6 +116,11 @@ def validate(cfg: DictConfig) -> None:
     _check_range("loss.posthoc_tau", cfg.loss.get("posthoc_tau", 0.0), *TAU_RANGE)
     if cfg.sweep.sampler not in SAMPLERS:
         raise ConfigError(f"sweep.sampler={cfg.sweep.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
+    folds = cfg.sweep.get("cv_folds", 1)
+    _check_range("sweep.cv_folds", folds, 1, 20)
+    if int(folds) > 1 and cfg.model.kind != "head":
+        raise ConfigError(f"sweep.cv_folds={folds} needs a head model (tfidf_linear, minilm_head): a fine-tune "
+                          "per fold per trial is too costly; use sweep.cv_folds=1")
     if int(cfg.sweep.n_trials) < 0 or int(cfg.sweep.workers) < 1:
         raise ConfigError("sweep.n_trials must be >= 0 and sweep.workers >= 1")
 

@@ -61,7 +61,9 @@ class LossSpec:
     tau: float = 0.0
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        w = torch.as_tensor(self.weights, dtype=torch.float32, device=logits.device)
-        lp = torch.as_tensor(self.log_prior, dtype=torch.float32, device=logits.device)
-        per_example = F.cross_entropy(logit_adjust(logits.float(), lp, self.tau), y, reduction="none")
+        if logits.dtype != torch.float64:  # float64 for the head's converged fits; bf16 / fp16 upcast
+            logits = logits.float()
+        w = torch.as_tensor(self.weights, dtype=logits.dtype, device=logits.device)
+        lp = torch.as_tensor(self.log_prior, dtype=logits.dtype, device=logits.device)
+        per_example = F.cross_entropy(logit_adjust(logits, lp, self.tau), y, reduction="none")
         return (w[y] * per_example).mean()

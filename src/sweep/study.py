@@ -25,7 +25,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, flat_params, load_config
-from sweep.pareto import front, plot_front
+from sweep.pareto import converged, front, plot_front
 from sweep.tracking import Tracker, TrackingError, log_result, redact, sqlalchemy_url
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ def reconcile(study: optuna.Study, tracker: Tracker) -> int:
 
 def sync_pareto_tags(study: optuna.Study, tracker: Tracker, known: dict[int, bool] | None = None) -> dict[int, bool]:
     """Tag `pareto=true` on exactly the current front's child runs (`false` on the other complete ones)."""
-    on_front = {t.number for t in study.best_trials}
+    on_front = {t.number for t in front(study)}
     state = {} if known is None else known
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         flag = t.number in on_front
@@ -263,8 +263,9 @@ def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[
 class Objective:
     """Compose the trial's config, train, log a nested child run; return (val accuracy, val macro-F1)."""
 
-    def __init__(self, cfg: DictConfig, base_overrides: list[str], space, tracker: Tracker, parent_run_id: str):
-        self.cfg, self.base, self.space = cfg, base_overrides, space
+    def __init__(self, cfg: DictConfig, base_overrides: list[str], space, tracker: Tracker, parent_run_id: str,
+                 sampler_seed: int = 0):
+        self.cfg, self.base, self.space, self.sampler_seed = cfg, base_overrides, space, sampler_seed
         self.tracker, self.parent = tracker, parent_run_id
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -275,6 +276,7 @@ class Objective:
         overrides = trial_overrides(self.base, params)
         trial.set_user_attr("overrides", [redact(o) for o in overrides])  # the journal is shared: no passwords
         trial.set_user_attr("worker", self.worker)
+        trial.set_user_attr("sampler_seed", self.sampler_seed)
         run_id = self.tracker.start_run(
             f"trial-{trial.number}", parent_run_id=self.parent,
             tags={"kind": "trial", "trial": str(trial.number), "study_name": trial.study.study_name,
@@ -283,10 +285,15 @@ class Objective:
         try:
             cfg = load_config(overrides)
             result = run(cfg)
-            log_result(self.tracker, run_id, cfg, result)
+            log_result(self.tracker, run_id, cfg, result, test_metrics=False)
             self.tracker.log_params(run_id, {"trial": str(trial.number)})
-            metrics = {k: round(float(v), 6) for k, v in result.metrics.items()}
+            # no test metric in the study: the export scores the points it exports, nobody picks by test
+            metrics = {k: round(float(v), 6) for k, v in result.metrics.items() if not k.startswith("test_")}
             trial.set_user_attr("metrics", metrics)
+            if "fit_converged" in result.metrics:  # head models: a fit stopped by its cap is not a result
+                trial.set_user_attr("fit_converged", bool(result.metrics["fit_converged"]))
+                trial.set_user_attr("fit_iterations", int(result.metrics["fit_iterations"]))
+                trial.set_user_attr("fit_grad_max", float(result.metrics["fit_grad_max"]))
             trial.set_user_attr("config", {
                 "model": cfg.model.name, "weighting": cfg.weighting.scheme,
                 "alpha": float(cfg.weighting.get("alpha", 0.0)), "loss": cfg.loss.name,
@@ -363,7 +370,7 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
         tracker.log_table(parent, table, "pareto.csv")
     tracker.log_metrics(parent, {"n_complete": len(study.get_trials(states=(TrialState.COMPLETE,))),
                                  "n_failed": len(study.get_trials(states=(TrialState.FAIL,))),
-                                 "front_size": len(study.best_trials)})
+                                 "front_size": len(front(study))})
     return png
 
 
@@ -392,7 +399,7 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
                 time.sleep(1.0)
                 done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
                 bar.n = min(total, done - start_done)
-                bar.set_postfix(front=len(study.best_trials) if bar.n else 0)
+                bar.set_postfix(front=len(front(study)) if bar.n else 0)
                 bar.refresh()
     except KeyboardInterrupt:
         for p in procs:
@@ -403,19 +410,58 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
     return max(p.returncode for p in procs)
 
 
-def _create_or_load(name: str, storage, sampler) -> tuple[optuna.Study, bool]:
-    directions = ["maximize", "maximize"]
+def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, bool, int]:
+    """Create the study, or load it. The creator and managed workers seed their samplers with
+    sweep.seed + worker_index (reproducible); any other process joining (a second `make sweep` started by
+    hand, a resume) adds its pid, so that two processes never draw the same trials."""
+    base = int(cfg.sweep.seed) + int(cfg.sweep.get("worker_index", 0))
     try:
-        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions)
-        created = True
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-        created = False
-    if created:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, base),
+                                    directions=["maximize", "maximize"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(OBJECTIVES))
-    return study, created
+        return study, True, base
+    except optuna.exceptions.DuplicatedStudyError:
+        seed = base if os.environ.get(MANAGED_ENV) == "1" else base + 1000 * (os.getpid() % 100_000) + 1
+        return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, seed)), \
+            False, seed
+
+
+IDENTITY_ATTR = "identity"
+
+
+def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_fingerprint: str) -> dict[str, str]:
+    """Everything that changes what a trial's numbers mean: the data's content (texts, labels, splits), the
+    model and featurization settings, the fixed (unsearched) weighting and loss values, the objectives, the
+    seed. A study resumed with a different identity would mix two experiments into one front."""
+    searched_groups = {k for k in space if "." not in k}
+    out = {"data.content": data_fingerprint, "data.name": str(cfg.data.name), "seed": str(cfg.seed),
+           "objectives": f"{', '.join(OBJECTIVES)} on "
+                         + (f"{cfg.sweep.cv_folds}-fold cross-validation" if int(cfg.sweep.get("cv_folds", 1)) > 1
+                            else "the validation split")}
+    for group in ("model", "weighting", "loss"):
+        if group in searched_groups:
+            continue
+        for key, value in flat_params(cfg[group]).items():
+            if f"{group}.{key}" not in space:
+                out[f"{group}.{key}"] = value
+    return out
+
+
+def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
+    """A new study records its identity; a resumed one must match it (else a one-line error and the fix)."""
+    known = study.user_attrs.get(IDENTITY_ATTR)
+    if known is None:
+        study.set_user_attr(IDENTITY_ATTR, identity)
+        return
+    changed = [k for k in sorted(set(known) | set(identity)) if known.get(k) != identity.get(k)]
+    if changed:
+        what = "; ".join(f"{k}: {known.get(k, '(unset)')} -> {identity.get(k, '(unset)')}" for k in changed[:4])
+        more = "; ..." if len(changed) > 4 else ""
+        raise ConfigError(f"study {study.study_name!r} was run on something else ({what}{more}): resuming would "
+                          "mix both into one front; start a new study, e.g. "
+                          f"sweep.study_name={study.study_name}-{identity['data.content'][:6]}")
 
 
 def setup_study(study: optuna.Study, cfg: DictConfig, space: Mapping[str, BaseDistribution]) -> None:
@@ -435,24 +481,37 @@ def sweep_command(argv: list[str]) -> None:
     cfg = load_config(overrides)
     space = search_space(cfg.sweep.params)
     check_space(cfg, space)
-    sampler = make_sampler(cfg.sweep.sampler, int(cfg.sweep.seed) + int(cfg.sweep.get("worker_index", 0)))
+    make_sampler(cfg.sweep.sampler, 0)  # an unknown sampler fails before anything is opened
     storage = open_storage(cfg)
     tracker = Tracker(cfg.tracking)
     from sweep.data import load_splits
 
-    load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))  # data errors before any trial
+    splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))  # data errors before any trial
     name = str(cfg.sweep.study_name)
-    study, created = _create_or_load(name, storage, sampler)
+    study, created, sampler_seed = _create_or_load(name, storage, cfg)
+    check_identity(study, study_identity(cfg, space, splits.fingerprint))
     if created:  # only the process that created the study sets it up: no duplicate baselines or parents
         setup_study(study, cfg, space)
     parent = ensure_parent(study, tracker, cfg, creator=created)
+    try:
+        _sweep(study, cfg, overrides, space, tracker, parent, sampler_seed)
+    except KeyboardInterrupt:
+        tracker.end_run(parent, "KILLED")
+        raise
+    except BaseException:  # the parent run never stays RUNNING after a crash
+        tracker.end_run(parent, "FAILED")
+        raise
+
+
+def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tracker: Tracker, parent: str,
+           sampler_seed: int) -> None:
     killed = reconcile(study, tracker)
     if killed:
         log.info("marked %d interrupted trial(s) as failed / KILLED", killed)
     workers = int(cfg.sweep.workers)
     n_trials = int(cfg.sweep.n_trials)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    log.info("study %s in %s: %d complete trials so far; MLflow parent run %s", name,
+    log.info("study %s in %s: %d complete trials so far; MLflow parent run %s", study.study_name,
              redact(storage_location(cfg)), done, parent)
     if workers > 1:
         rc = run_workers(workers, overrides, study, n_trials * workers)
@@ -462,27 +521,22 @@ def sweep_command(argv: list[str]) -> None:
             raise TrackingError(f"{workers} workers: at least one exited with status {rc}; see its log above")
         return _report(study)
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    objective = Objective(cfg, overrides, space, tracker, parent)
+    objective = Objective(cfg, overrides, space, tracker, parent, sampler_seed)
     callbacks = []
     total = cfg.sweep.get("total_trials")
     if total:  # resume-to-target: stop once the study holds this many complete trials
         from optuna.study import MaxTrialsCallback
 
         callbacks.append(MaxTrialsCallback(int(total), states=(TrialState.COMPLETE,)))
-        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         n_trials = max(0, int(total) - done)
     progress = _progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
     try:
         study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[*callbacks, progress],
                        gc_after_trial=False)
-    except KeyboardInterrupt:
-        progress.close()
-        tracker.end_run(parent, "KILLED")
-        raise
     finally:
+        progress.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    progress.close()
     if os.environ.get(MANAGED_ENV) == "1":
         return  # the launching process finalizes once every worker is done
     finalize(study, tracker, parent, cfg)
@@ -507,7 +561,7 @@ class _progress:
         if trial.state == TrialState.COMPLETE:
             self.tags = sync_pareto_tags(study, self.tracker, self.tags)
         self.bar.update(1)
-        self.bar.set_postfix(front=len(study.best_trials), failed=self.failed)
+        self.bar.set_postfix(front=len(front(study)), failed=self.failed)
 
     def close(self) -> None:
         self.bar.close()
@@ -516,8 +570,10 @@ class _progress:
 def _report(study: optuna.Study) -> None:
     best = front(study)
     states = [t.state for t in study.get_trials(deepcopy=False)]
+    unconverged = sum(not converged(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     print(f"study {study.study_name}: {states.count(TrialState.COMPLETE)} complete, "
-          f"{states.count(TrialState.FAIL)} failed; Pareto front ({len(best)} trials, validation):")
+          f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front); "
+          f"Pareto front ({len(best)} trials, validation):")
     for t in best:
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}  {params}")

@@ -140,17 +140,25 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
 
 
-def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result) -> None:
-    """Everything one run leaves in MLflow: config, metrics, per-class tables, class counts, fingerprint."""
+def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metrics: bool = True) -> None:
+    """Everything one run leaves in MLflow: config, metrics, per-class tables, class counts, fingerprint.
+
+    test_metrics=False (a study's trials): no test metric or test table is shown, so nobody picks by test;
+    the test predictions are kept as an artifact for the export, which scores the exported points only."""
     from sweep.config import flat_params
 
     splits = result.splits
     tracker.log_params(run_id, flat_params(cfg))
-    tracker.log_metrics(run_id, result.metrics)
-    tracker.set_tags(run_id, {"data_fingerprint": splits.fingerprint, "model": cfg.model.name,
-                              "data": cfg.data.name, "loss": cfg.loss.name, "weighting": cfg.weighting.scheme})
+    shown = {k: v for k, v in result.metrics.items() if test_metrics or not k.startswith("test_")}
+    tracker.log_metrics(run_id, shown)
+    tags = {"data_fingerprint": splits.fingerprint, "model": cfg.model.name, "data": cfg.data.name,
+            "loss": cfg.loss.name, "weighting": cfg.weighting.scheme}
+    if "fit_converged" in result.metrics:
+        tags["converged"] = "true" if result.metrics["fit_converged"] else "false"
+    tracker.set_tags(run_id, tags)
     for split, table in result.per_class.items():
-        tracker.log_table(run_id, table, f"per_class_{split}.csv")
+        if test_metrics or split != "test":
+            tracker.log_table(run_id, table, f"per_class_{split}.csv")
     if result.predictions:  # what the export re-scores (bootstrap intervals, classes gained and lost)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "predictions.npz"
@@ -159,4 +167,5 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result) -> None:
             tracker.client.log_artifact(run_id, str(path))
     counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
     tracker.log_json(run_id, {"train_class_counts": counts, "split_sizes": splits.info,
+                              "fit": {k: v for k, v in result.info.items() if k.startswith("fit_")},
                               "class_weights": result.info.get("class_weights")}, "classes.json")

@@ -11,23 +11,21 @@ import json
 import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sweep.data import Splits, load_splits
 from sweep.features import featurize
+from sweep.head import HeadFit, WarmStarts, fit_head
 from sweep.losses import LossSpec, class_weights, log_prior, posthoc_predict
 from sweep.metrics import evaluate
 
 log = logging.getLogger(__name__)
-_LOGITS: dict[str, dict[str, np.ndarray]] = {}
+_LOGITS: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
 
 
 @dataclass
@@ -46,76 +44,20 @@ def loss_spec(cfg: DictConfig, counts: np.ndarray) -> LossSpec:
     return LossSpec(weights=weights, log_prior=log_prior(counts), tau=tau)
 
 
-def _to_torch(x) -> torch.Tensor:
-    if sp.issparse(x):
-        x = x.tocsr()
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(x.indptr).long(), torch.from_numpy(x.indices).long(),
-                                       torch.from_numpy(x.data).float(), size=x.shape,
-                                       check_invariants=False)
-    return torch.from_numpy(np.array(x, dtype=np.float32))
+_WARM = WarmStarts()
 
 
-def _matmul(x):
-    """w -> x @ w with autograd; for sparse x the backward uses a precomputed x.T (25x faster than
-    torch's own CSR backward on TF-IDF features, measured on 8.5K x 50K)."""
-    if not sp.issparse(x):
-        xt = _to_torch(x)
-        return lambda w: xt @ w
-    xt, xt_t = _to_torch(x), _to_torch(x.T)
-
-    class SparseMatmul(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, w):
-            return xt @ w
-
-        @staticmethod
-        def backward(ctx, grad):
-            return xt_t @ grad
-
-    return SparseMatmul.apply
-
-
-def fit_linear_head(x, y: np.ndarray, loss: LossSpec, l2: float, max_iter: int, seed: int, init=None):
-    """Full-batch L-BFGS on loss(xW + b, y) + l2 * |W|^2: deterministic, no learning rate to tune.
-
-    The objective is strictly convex (l2 > 0), so `init` (W, b) only changes where the search starts."""
-    torch.manual_seed(seed)
-    matmul, yt = _matmul(x), torch.from_numpy(np.array(y, dtype=np.int64))
-    n_classes = len(loss.weights)
-    if init is None:
-        weight, bias = torch.zeros(x.shape[1], n_classes), torch.zeros(n_classes)
-    else:
-        weight, bias = init[0].clone(), init[1].clone()
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
-    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10)
-
-    def closure():
-        opt.zero_grad()
-        objective = loss(matmul(weight) + bias, yt) + l2 * weight.pow(2).sum()
-        objective.backward()
-        return objective
-
-    final = opt.step(closure)
-    if not torch.isfinite(final):
-        raise FloatingPointError(f"training loss is {final.item()}: lower the learning rate or check the data")
-    return weight.detach(), bias.detach()
-
-
-_ANCHORS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _anchor(features_key: str, x, y, counts, head: DictConfig, seed: int):
-    """The unweighted, unadjusted solution, fit once per features + l2 + seed: every trial's L-BFGS starts
-    there. The objective is strictly convex, so this changes how fast a trial converges, not where to
-    (measured: 30 warm iterations land within 5% of the converged weights; 30 cold ones do not)."""
-    key = (features_key, float(head.l2), int(head.get("anchor_iter", 200)), seed)
-    if key not in _ANCHORS:
-        uniform = LossSpec(np.ones(len(counts)), log_prior(counts), 0.0)
-        _ANCHORS[key] = fit_linear_head(x, y, uniform, float(head.l2), key[2], seed)
-    return _ANCHORS[key]
+def fit_linear(feats: dict, y: np.ndarray, loss: LossSpec, head: DictConfig, features_key: str) -> HeadFit:
+    """The converged head fit, started from the nearest solution fitted on the same features and l2."""
+    problem = (features_key, float(head.l2), float(head.gtol))
+    init, how = _WARM.start(problem, loss)
+    fit = fit_head(feats["train"], y, loss, float(head.l2), gtol=float(head.gtol), max_iter=int(head.max_iter),
+                   init=init, warm_start=how)
+    _WARM.add(problem, loss, fit)
+    if not fit.converged:
+        log.warning("head fit stopped at the cap (%d iterations) with max|gradient| %.2e > gtol %.0e: not a "
+                    "result; raise model.head.max_iter or model.head.l2", fit.iterations, fit.grad_max, head.gtol)
+    return fit
 
 
 def _logits_key(cfg: DictConfig, fingerprint: str) -> str:
@@ -133,12 +75,9 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
     if cfg.model.kind == "head":
         feats, finfo = featurize(splits, cfg.model, cache_dir)
         info["featurize_seconds"], info["features_cache"] = finfo["seconds"], finfo["cached"]
-        head, y = cfg.model.head, splits.labels["train"]
-        init = _anchor(finfo["key"], feats["train"], y, splits.train_counts, head, int(cfg.seed))
-        weight, bias = fit_linear_head(feats["train"], y, loss, float(head.l2), int(head.max_iter), int(cfg.seed),
-                                       init=init)
-        with torch.no_grad():
-            return {s: (_to_torch(feats[s]) @ weight + bias).numpy() for s in ("val", "test")}, info
+        fit = fit_linear(feats, splits.labels["train"], loss, cfg.model.head, finfo["key"])
+        info.update(fit.info())
+        return {s: fit.logits(feats[s]) for s in ("val", "test")}, info
     from sweep.finetune import finetune_logits
 
     evals = {s: splits.texts[s] for s in ("val", "test")}
@@ -146,30 +85,84 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
                            cfg.model, int(cfg.seed), cache_dir), info
 
 
+FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss")  # kept with cached logits
+
+
 def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[str, np.ndarray], dict]:
+    """Logits per split, and how the fit behind them ended (iterations, gradient, converged), cached."""
     key = _logits_key(cfg, splits.fingerprint)
     path = Path(cfg.paths.cache_dir) / "logits" / f"{key}.npz"
     if key in _LOGITS:
-        return _LOGITS[key], {"logits_cache": "memory"}
+        logits, fit = _LOGITS[key]
+        return logits, {**fit, "logits_cache": "memory"}
     if path.exists():
         with np.load(path) as z:
-            _LOGITS[key] = {k: z[k] for k in z.files}
-        return _LOGITS[key], {"logits_cache": "disk"}
+            fit = json.loads(str(z["fit_info"])) if "fit_info" in z.files else {}
+            _LOGITS[key] = {k: z[k] for k in z.files if k != "fit_info"}, fit
+        return _LOGITS[key][0], {**fit, "logits_cache": "disk"}
     start = time.perf_counter()
     logits, info = train_logits(cfg, splits, loss)
     info.update(train_seconds=time.perf_counter() - start, logits_cache="trained")
     if not all(np.isfinite(v).all() for v in logits.values()):
         raise FloatingPointError("the model produced non-finite logits (NaN/inf): lower the learning rate")
+    fit = {k: info[k] for k in FIT_KEYS if k in info}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{key}.{os.getpid()}.npz")
-    np.savez(tmp, **logits)
+    np.savez(tmp, **logits, fit_info=np.array(json.dumps(fit)))
     os.replace(tmp, path)
-    _LOGITS[key] = logits
+    _LOGITS[key] = logits, fit
     return logits, info
 
 
+def fold_splits(splits: Splits, k: int, seed: int) -> list[Splits]:
+    """K stratified train / validation folds of the pool (train + validation); the test split untouched."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from sweep.data import DataError
+
+    texts = splits.texts["train"] + splits.texts["val"]
+    labels = np.concatenate([splits.labels["train"], splits.labels["val"]])
+    smallest = int(np.bincount(labels, minlength=splits.num_classes).min())
+    if smallest < k:
+        raise DataError(f"a class has {smallest} example(s) in train + validation, fewer than sweep.cv_folds={k}: "
+                        "lower sweep.cv_folds or raise data.min_class_count")
+    out = []
+    for tr, va in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels):
+        parts = {"train": tr, "val": va}
+        out.append(Splits(texts={**{n: [texts[i] for i in idx] for n, idx in parts.items()},
+                                 "test": splits.texts["test"]},
+                          labels={**{n: labels[idx] for n, idx in parts.items()}, "test": splits.labels["test"]},
+                          class_names=splits.class_names, info={f"n_{n}": len(idx) for n, idx in parts.items()}))
+    return out
+
+
+def cv_metrics(cfg: DictConfig, splits: Splits, k: int) -> dict[str, float]:
+    """Validation accuracy and macro-F1 as the mean over k folds, with their standard errors and each fold's
+    value: a less noisy objective than one validation split (cheap for the linear head)."""
+    tau = float(cfg.loss.get("posthoc_tau", 0.0))
+    per_fold: dict[str, list[float]] = {"accuracy": [], "macro_f1": []}
+    converged = True
+    for fold in fold_splits(splits, k, int(cfg.data.get("split_seed", 0))):
+        loss = loss_spec(cfg, fold.train_counts)
+        logits, info = cached_logits(cfg, fold, loss)
+        converged &= info.get("fit_converged", True)
+        scalars, _ = evaluate(fold.labels["val"], posthoc_predict(logits["val"], loss.log_prior, tau),
+                              fold.class_names)
+        for m in per_fold:
+            per_fold[m].append(scalars[m])
+    out: dict[str, float] = {"cv_folds_converged": float(converged)}
+    for m, values in per_fold.items():
+        v = np.array(values)
+        out[f"val_{m}"], out[f"val_{m}_se"] = float(v.mean()), float(v.std(ddof=1) / np.sqrt(k))
+        out.update({f"val_{m}_fold{i}": float(x) for i, x in enumerate(v)})
+    return out
+
+
 def run(cfg: DictConfig) -> RunResult:
-    """Train and evaluate one composed configuration (no tracking: see tracking.log_run)."""
+    """Train and evaluate one composed configuration (no tracking: see tracking.log_result).
+
+    With sweep.cv_folds = K > 1 the validation metrics are the mean over K folds of train + validation; the
+    predictions (and the test metrics) stay those of the model trained on the train split."""
     start = time.perf_counter()
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
     loss = loss_spec(cfg, splits.train_counts)
@@ -180,6 +173,13 @@ def run(cfg: DictConfig) -> RunResult:
         pred = predictions[split] = posthoc_predict(logits[split], loss.log_prior, tau)
         scalars, per_class[split] = evaluate(splits.labels[split], pred, splits.class_names)
         metrics.update({f"{split}_{k}": v for k, v in scalars.items()})
+    folds = int(cfg.sweep.get("cv_folds", 1))
+    if folds > 1:
+        metrics.update(cv_metrics(cfg, splits, folds))
+        info["fit_converged"] = bool(info.get("fit_converged", True) and metrics.pop("cv_folds_converged"))
+    for key in FIT_KEYS:
+        if key in info:
+            metrics[key] = float(info[key])
     info.update(seconds=time.perf_counter() - start, class_weights=loss.weights.round(4).tolist())
     info["logits"] = logits
     return RunResult(metrics=metrics, per_class=per_class, splits=splits, info=info, predictions=predictions)

@@ -1,0 +1,112 @@
+"""The linear head's fit: converged to its tolerance, the same optimum from any start, equal to independent
+solvers (scikit-learn's LogisticRegression, SciPy's L-BFGS-B on a NumPy objective), and honest when capped."""
+
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.sparse as sp
+from scipy.special import logsumexp
+from sklearn.linear_model import LogisticRegression
+
+from sweep.head import WarmStarts, fit_head
+from sweep.losses import LossSpec, class_weights, log_prior
+from sweep.metrics import evaluate
+
+
+def problem(n: int = 3000, d: int = 300, c: int = 6, seed: int = 0):
+    """Sparse non-negative features (TF-IDF-like), long-tailed labels from a noisy linear model."""
+    rng = np.random.default_rng(seed)
+    x = sp.random(n, d, density=0.05, random_state=seed, format="csr", dtype=np.float64)
+    truth = rng.normal(size=(d, c)) * 3
+    prior = np.log(np.geomspace(1.0, 0.05, c))
+    logits = x @ truth + prior + rng.gumbel(size=(n, c))
+    y = logits.argmax(1)
+    return x, y, np.bincount(y, minlength=c)
+
+
+def numpy_objective(theta, x, y, weights, lp, tau, l2):
+    """The objective written again, independently: mean_i w_yi * CE(xW + b + tau log prior) + l2 |W|^2."""
+    d, c = x.shape[1], len(weights)
+    w, b = theta[: d * c].reshape(d, c), theta[d * c :]
+    z = x @ w + b + tau * lp
+    logp = z - logsumexp(z, axis=1, keepdims=True)
+    n = len(y)
+    value = -(weights[y] * logp[np.arange(n), y]).mean() + l2 * (w * w).sum()
+    g = np.exp(logp)
+    g[np.arange(n), y] -= 1
+    g *= weights[y][:, None] / n
+    return value, np.concatenate([(x.T @ g + 2 * l2 * w).ravel(), g.sum(0)])
+
+
+def test_fit_converges_to_its_tolerance_and_reports_it():
+    x, y, counts = problem()
+    loss = LossSpec(class_weights(counts, "power", 0.5), log_prior(counts), 0.0)
+    fit = fit_head(x, y, loss, 1e-4, gtol=1e-7, max_iter=3000)
+    assert fit.converged and fit.grad_max <= 1e-7 and 0 < fit.iterations < 3000
+    _, grad = numpy_objective(np.concatenate([fit.weight.ravel(), fit.bias]), x, y, loss.weights, loss.log_prior,
+                              0.0, 1e-4)
+    assert np.abs(grad).max() == pytest.approx(fit.grad_max, rel=1e-3, abs=1e-12)  # the gradient it reports
+
+
+def test_a_capped_fit_is_not_converged():
+    x, y, counts = problem()
+    loss = LossSpec(class_weights(counts, "power", 1.0), log_prior(counts), 0.0)
+    fit = fit_head(x, y, loss, 1e-5, gtol=1e-7, max_iter=3)
+    assert fit.iterations <= 3 and not fit.converged and fit.grad_max > 1e-7
+
+
+def test_warm_and_cold_starts_reach_the_same_optimum():
+    x, y, counts = problem(n=4000)
+    lp = log_prior(counts)
+    warm = WarmStarts()
+    for alpha in (0.0, 1.0):  # two solutions known: the next start is on their secant
+        loss = LossSpec(class_weights(counts, "power", alpha), lp, 0.0)
+        warm.add("p", loss, fit_head(x, y, loss, 1e-4, gtol=1e-7))
+    loss = LossSpec(class_weights(counts, "power", 0.6), lp, 0.5)
+    init, how = warm.start("p", loss)
+    assert how.startswith("secant")
+    cold = fit_head(x, y, loss, 1e-4, gtol=1e-7)
+    hot = fit_head(x, y, loss, 1e-4, gtol=1e-7, init=init, warm_start=how)
+    assert cold.converged and hot.converged and hot.iterations < cold.iterations
+    p_cold, p_hot = cold.logits(x).argmax(1), hot.logits(x).argmax(1)
+    assert (p_cold == p_hot).mean() >= 0.999
+    names = [str(i) for i in range(len(counts))]
+    m_cold, m_hot = evaluate(y, p_cold, names)[0], evaluate(y, p_hot, names)[0]
+    for k in ("accuracy", "macro_f1"):
+        assert round(m_cold[k], 4) == round(m_hot[k], 4)
+
+
+def test_optimum_matches_scikit_learn_logistic_regression_with_the_same_weights_and_penalty():
+    x, y, counts = problem()
+    weights, l2 = class_weights(counts, "power", 0.5), 1e-4
+    fit = fit_head(x, y, LossSpec(weights, log_prior(counts), 0.0), l2, gtol=1e-8)
+    # scikit-learn minimizes sum_i s_i CE_i / sum_i s_i + |W|^2 / (2 C sum_i s_i); our weights average 1 per
+    # example, so sum_i s_i = n and C = 1 / (2 l2 n) is the same problem
+    clf = LogisticRegression(C=1 / (2 * l2 * len(y)), class_weight=dict(enumerate(weights)), tol=1e-10,
+                             max_iter=10_000).fit(x, y)
+    assert clf.n_iter_[0] < 10_000
+    np.testing.assert_allclose(fit.weight, clf.coef_.T, atol=2e-4 * np.abs(clf.coef_).max())
+    ours = fit.logits(x)
+    theirs = clf.decision_function(x)
+    np.testing.assert_allclose(ours - ours.mean(1, keepdims=True), theirs - theirs.mean(1, keepdims=True), atol=1e-3)
+    assert (ours.argmax(1) == clf.predict(x)).mean() >= 0.999
+
+
+def test_optimum_matches_scipy_on_the_logit_adjusted_loss():
+    x, y, counts = problem(d=120)
+    weights, lp, tau, l2 = class_weights(counts, "power", 0.8), log_prior(counts), 1.0, 3e-4
+    fit = fit_head(x, y, LossSpec(weights, lp, tau), l2, gtol=1e-8)
+    theta0 = np.zeros(x.shape[1] * len(counts) + len(counts))
+    ref = scipy.optimize.minimize(numpy_objective, theta0, args=(x, y, weights, lp, tau, l2), jac=True,
+                                  method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 20_000})
+    assert np.abs(ref.jac).max() < 1e-8
+    d, c = x.shape[1], len(counts)
+    np.testing.assert_allclose(fit.weight, ref.x[: d * c].reshape(d, c), atol=1e-4 * np.abs(ref.x).max())
+    assert fit.loss == pytest.approx(ref.fun, rel=1e-9)
+
+
+@pytest.mark.parametrize("l2", [0.0, -1e-3])
+def test_l2_must_be_positive(l2):
+    x, y, counts = problem(n=200, d=20)
+    with pytest.raises(ValueError, match=r"model.head.l2=.* must be > 0"):
+        fit_head(x, y, LossSpec(np.ones(len(counts)), log_prior(counts)), l2)
