@@ -1,16 +1,20 @@
-"""Decision-ready export: intervals, classes gained / lost, head vs tail, the report, make pick."""
+"""Decision-ready export: test figures computed from the logged predictions, intervals, classes gained / lost,
+head vs tail, who beats whom on test, the report, re-split / re-seeded spread."""
 
-import csv
+import json
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 from sweep.cli import main
 from sweep.config import load_config
+from sweep.export import _head_classes, comparisons, head_tail, statements
 from sweep.metrics import _scores_from_confusion, bootstrap, interval
+from sweep.study import baseline_points, open_storage
 
 
 def test_scores_from_confusion_match_scikit_learn():
@@ -37,52 +41,168 @@ def test_bootstrap_intervals_behave():
     assert small["p"]["accuracy"].shape == (50,)
 
 
-def test_export_writes_intervals_gained_lost_and_the_report(synthetic, root, capsys):
+def test_head_and_tail_are_measured_with_the_same_two_metrics():
+    rng = np.random.default_rng(3)
+    counts = np.array([500, 50, 300, 20, 100, 30])  # head (80% of 1000): classes 0, 2 ; tail: 4, 1, 5, 3
+    assert sorted(_head_classes(counts)) == [0, 2]
+    y = rng.integers(0, 6, 1500)
+    pred = np.where(rng.random(1500) < 0.6, y, rng.integers(0, 6, 1500))
+    got = head_tail({"y": y, "pred": pred, "names": list("abcdef"), "counts": counts}, _head_classes(counts))
+    for group, classes in (("head", [0, 2]), ("tail", [1, 3, 4, 5])):
+        member = np.isin(y, classes)
+        assert got[f"{group}_accuracy"] == pytest.approx(accuracy_score(y[member], pred[member]))
+        # per-class F1 on the whole test split (a tail example predicted as head is a false positive there)
+        assert got[f"{group}_macro_f1"] == pytest.approx(f1_score(y, pred, labels=classes, average="macro"))
+
+
+def test_comparisons_say_who_beats_whom_beyond_noise_and_when_a_baseline_is_better_within_noise():
+    rng = np.random.default_rng(4)
+    y = rng.choice(4, size=3000, p=[0.7, 0.1, 0.1, 0.1])
+    bad = np.where(rng.random(3000) < 0.45, y, rng.integers(0, 4, 3000))  # trial 1: about 59% right
+    good = np.where(rng.random(3000) < 0.9, y, rng.integers(0, 4, 3000))  # trial 2 and sqrt_inverse (trial 3)
+    better = good.copy()
+    better[np.flatnonzero(good != y)[0]] = y[np.flatnonzero(good != y)[0]]  # one error fewer: within noise
+    preds = {1: bad, 2: good, 3: good.copy(), "posthoc": better, "majority_class": np.zeros_like(y)}
+    samples = bootstrap(y, preds, 4, n_boot=1000)
+    scores = {k: {"accuracy": accuracy_score(y, p), "macro_f1": f1_score(y, p, average="macro")}
+              for k, p in preds.items()}
+    baselines = {"sqrt_inverse": 3, "posthoc_tau_1": "posthoc", "majority_class": "majority_class"}
+    got = comparisons(samples, scores, [1, 2, 3], baselines)
+
+    # trial 1 loses to everything on accuracy, even to the majority class (70% of the examples)
+    assert got[1]["beats_beyond_noise"] == "majority_class (macro-F1)"
+    assert got[1]["beaten_by_baseline"] == ("sqrt_inverse on accuracy and macro-F1 (beyond noise); posthoc_tau_1 "
+                                            "on accuracy and macro-F1 (beyond noise); majority_class on accuracy "
+                                            "(beyond noise)")
+    # trial 2 beats trial 1 and the majority class; the baseline on the front (trial 3) is named as the
+    # baseline; a baseline one example better is better on both metrics, within noise
+    assert got[2]["beats_beyond_noise"] == "trial 1 (accuracy and macro-F1); majority_class (accuracy and macro-F1)"
+    assert got[2]["beaten_by_baseline"] == "posthoc_tau_1 on accuracy and macro-F1 (within noise)"
+    assert got[3] == got[2]  # a baseline is not compared with itself
+    table = pd.DataFrame([{"trial": n, **got[n]} for n in (1, 2)])
+    said = statements(table)
+    assert "On test, baseline posthoc_tau_1 beats trial 2 on accuracy and macro-F1 (within noise)." in said
+    assert "On test, baseline majority_class beats trial 1 on accuracy (beyond noise)." in said
+    assert "On test, trial 2 beats beyond noise: trial 1 (accuracy and macro-F1); majority_class (accuracy and " \
+           "macro-F1)." in said
+
+
+def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_ones(tmp_path, monkeypatch):
+    import sweep.pareto as pareto
+
+    study = optuna.create_study(study_name="plot", directions=["maximize", "maximize"])
+    for values in ([0.9, 0.5], [0.8, 0.6], [0.7, 0.4]):
+        study.add_trial(optuna.trial.create_trial(values=values))
+    with pytest.raises(ValueError, match="needs points="):
+        pareto.plot_front(study, tmp_path / "x.png", {}, split="test")
+    figures = []
+    monkeypatch.setattr(pareto, "_save", lambda fig, path: figures.append(fig) or path)
+    pareto.plot_front(study, tmp_path / "t.png", {"sqrt inverse": (0.85, 0.58)}, split="test",
+                      points={0: (0.88, 0.52), 1: (0.82, 0.57)}, flagged={1: "beaten by sqrt_inverse"})
+    ax = figures[0].axes[0]
+    assert ax.get_xlabel() == "test accuracy"
+    texts = {t.get_text() for t in ax.texts}
+    assert {"0", "1: beaten by sqrt_inverse"} <= texts
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "scored trials (2)" in legend and "beaten by a baseline (1)" in legend  # trial 2 has no test point
+    front_line = [line for line in ax.lines if line.get_label().startswith("Pareto front")][0]
+    assert sorted(front_line.get_xdata()) == [0.82, 0.88]
+
+
+def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_comparisons(synthetic, root,
+                                                                                             capsys):
     args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=decide", "data.ratio=40", "data.n_max=300"]
     assert main(["sweep", *args]) == 0
+    cfg = load_config(args)
+    study = optuna.load_study(study_name="decide", storage=open_storage(cfg))
+    assert not any(k.startswith("test_") for t in study.trials for k in t.user_attrs.get("metrics", {}))  # scored here
+    study.ask()  # a trial still RUNNING: the export warns that the front may change
+    capsys.readouterr()
     out = root / "decide.csv"
     assert main(["export", *args, "study=decide", f"out={out}", "n_boot=500"]) == 0
+    said = capsys.readouterr()
+    assert "study decide has 1 RUNNING trial(s): the front may change; run export again when they finish" in said.err
     table = pd.read_csv(out, keep_default_na=False)
-    for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
-        assert (table[f"test_{metric}_ci_low"] <= table[f"test_{metric}"] + 1e-4).all()
-        assert (table[f"test_{metric}"] <= table[f"test_{metric}_ci_high"] + 1e-4).all()
-    cfg = load_config(args)
     client = MlflowClient(cfg.tracking.tracking_uri)
-    ref_run = client.search_runs([client.get_experiment_by_name("test").experiment_id],
-                                 f"tags.trial = '{int(table['reference_trial'][0])}'")[0]
+    trials = {t.number: t for t in study.trials}
 
-    def f1_table(run_id):
-        return pd.read_csv(client.download_artifacts(run_id, "per_class_test.csv")).set_index("class")["f1"]
+    def predictions(trial: int):
+        with np.load(client.download_artifacts(trials[trial].user_attrs["mlflow_run_id"], "predictions.npz")) as z:
+            return z["test_true"].astype(int), z["test_pred"].astype(int)
 
-    ref_f1 = f1_table(ref_run.info.run_id)
+    def classes(trial: int) -> dict[str, int]:
+        with open(client.download_artifacts(trials[trial].user_attrs["mlflow_run_id"], "classes.json")) as f:
+            return json.load(f)["train_class_counts"]
+
+    def scores(trial: int) -> dict:  # independent of the export: scikit-learn on the logged predictions
+        y, p = predictions(trial)
+        f1 = f1_score(y, p, labels=range(len(classes(trial))), average=None, zero_division=0)
+        return {"accuracy": accuracy_score(y, p), "macro_f1": f1.mean(), "balanced_accuracy":
+                balanced_accuracy_score(y, p), "zero_f1": int((f1 == 0).sum()), "f1": f1}
+
+    ref = int(table["reference_trial"][0])
+    assert baseline_points(study)["unweighted"].number == ref
+    r = scores(ref)
+    names = list(classes(ref))
+    head = _head_classes(np.array(list(classes(ref).values())))
+    tail = np.setdiff1d(np.arange(len(names)), head)
+
+    def groups(trial: int) -> dict:
+        y, p = predictions(trial)
+        return {f"{g}_{m}": (accuracy_score(y[np.isin(y, c)], p[np.isin(y, c)]) if m == "accuracy"
+                             else f1_score(y, p, labels=c, average="macro", zero_division=0))
+                for g, c in (("head", head), ("tail", tail)) for m in ("accuracy", "macro_f1")}
+
+    rg = groups(ref)
     for row in table.itertuples():
-        f1 = f1_table(row.mlflow_run_id)
-        gained = sorted(c for c in f1.index if ref_f1[c] == 0 and f1[c] > 0)
-        lost = sorted(c for c in f1.index if ref_f1[c] > 0 and f1[c] == 0)
+        s = scores(row.trial)
+        assert row.test_accuracy == pytest.approx(s["accuracy"], abs=1e-4)
+        assert row.test_macro_f1 == pytest.approx(s["macro_f1"], abs=1e-4)
+        assert row.test_balanced_accuracy == pytest.approx(s["balanced_accuracy"], abs=1e-4)
+        assert row.zero_f1_classes == s["zero_f1"]
+        assert row.delta_test_accuracy == pytest.approx(s["accuracy"] - r["accuracy"], abs=2e-4)
+        assert row.delta_test_macro_f1 == pytest.approx(s["macro_f1"] - r["macro_f1"], abs=2e-4)
+        for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
+            assert getattr(row, f"test_{metric}_ci_low") <= getattr(row, f"test_{metric}") + 1e-4
+            assert getattr(row, f"test_{metric}") <= getattr(row, f"test_{metric}_ci_high") + 1e-4
+        g = groups(row.trial)
+        for k, v in g.items():
+            assert getattr(row, k) == pytest.approx(v, abs=1e-4)
+            assert getattr(row, f"delta_{k}") == pytest.approx(v - rg[k], abs=2e-4)
+        gained = sorted(names[i] for i in np.flatnonzero((r["f1"] == 0) & (s["f1"] > 0)))
+        lost = sorted(names[i] for i in np.flatnonzero((r["f1"] > 0) & (s["f1"] == 0)))
         assert sorted(filter(None, row.classes_gained.split("; "))) == gained
         assert sorted(filter(None, row.classes_lost.split("; "))) == lost
         noisy = row.delta_test_accuracy_ci_low <= 0 <= row.delta_test_accuracy_ci_high and \
             row.delta_test_macro_f1_ci_low <= 0 <= row.delta_test_macro_f1_ci_high
         assert row.within_noise == noisy
+        # the comparison columns agree with the point estimates; the statements repeat them in words
+        assert "majority_class (" in row.beats_beyond_noise  # a trained model beats it at least on macro-F1
+        for entry in filter(None, row.beaten_by_baseline.split("; ")):
+            name, _, how = entry.partition(" on ")
+            b = scores(baseline_points(study)[name].number)
+            if "and macro-F1 (within noise)" in how:
+                assert b["accuracy"] > s["accuracy"] and b["macro_f1"] > s["macro_f1"]
+            assert f"On test, baseline {name} beats trial {row.trial} on {how}." in said.out
+    if not table["beaten_by_baseline"].any():
+        assert "no baseline beats a Pareto point" in said.out
     report = root / "decide_report"
-    assert (report / "report.md").read_text().count("![") == 1 + len(table)
+    md = (report / "report.md").read_text()
+    assert md.count("![") == 1 + len(table) and "On test, in words" in md
     assert (report / "pareto_test.png").stat().st_size > 10_000
-    parent = client.search_runs([ref_run.info.experiment_id], "tags.kind = 'sweep'")[0]
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
     logged = {f.path for f in client.list_artifacts(parent.info.run_id, "export")}
     assert "export/decide.csv" in logged and "export/pareto_test.png" in logged
-    front_run = table["mlflow_run_id"][0]
-    assert any(f.path.startswith("per_class_f1_trial_") for f in client.list_artifacts(front_run))
-    capsys.readouterr()
+    assert any(f.path.startswith("per_class_f1_trial_") for f in client.list_artifacts(table["mlflow_run_id"][0]))
 
-    # make pick: the best validation macro-F1 among points meeting the constraint
-    floor = float(table["val_accuracy"].median())
-    assert main(["pick", *args, "study=decide", f"min_accuracy={floor}"]) == 0
-    said = capsys.readouterr().out
-    best = table[table.val_accuracy >= floor].sort_values("val_macro_f1", ascending=False).iloc[0]
-    assert f"trial {best.trial} (MLflow run {best.mlflow_run_id})" in said
-    assert main(["pick", *args, "study=decide", "min_accuracy=1.01"]) == 0
-    assert "no Pareto point" in capsys.readouterr().out
-    assert main(["pick", *args, "study=decide"]) == 2
-    assert "give a constraint" in capsys.readouterr().err
-    rows = list(csv.reader(out.open()))
-    assert len(rows) == len(table) + 1  # one header line
+
+def test_export_seeds_vary_the_split_and_the_model_seed(synthetic, root):
+    args = [*synthetic, "sweep.n_trials=4", "sweep.study_name=spread"]
+    assert main(["sweep", *args]) == 0
+    out = root / "spread.csv"
+    assert main(["export", *args, "study=spread", f"out={out}", "n_boot=100", "seeds=2"]) == 0
+    table = pd.read_csv(out)
+    std = [f"test_{m}_resplit_reseed_std" for m in ("accuracy", "macro_f1")]
+    assert set(std) <= set(table.columns) and (table["resplit_reseed_runs"] == 2).all()
+    assert (table[std].to_numpy() > 0).any()  # another train/validation split moves the test figures
+    assert main(["export", *args, "study=spread", "seeds=0"]) == 2

@@ -7,8 +7,8 @@ from mlflow import MlflowClient
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.losses import LossSpec
 from sweep.head import fit_head
+from sweep.losses import LossSpec
 from sweep.train import run
 
 

@@ -1,14 +1,18 @@
-"""`make bench`: speed figures of the harness on the default data, each measured in this run.
+"""`make bench`: speed of the harness against the naive sweep AT THE SAME ANSWER, each figure measured in
+this run.
 
 1. first-run featurization (TF-IDF fit + transform of every split, no cache);
-2. a default sweep of `trials` trials (fresh Optuna journal and MLflow store): median s/trial, wall time;
-3. the naive way for comparison, same search space, sampler and seed: every trial re-vectorizes from
-   scratch and fits scikit-learn's LogisticRegression, logged with optuna-integration's MLflowCallback;
-4. throughput of 2 local workers vs 1 on one study.
+2. a harness sweep of `trials` trials (fresh Optuna journal and MLflow store): median s/trial, wall time;
+3. the naive way on the same trials' parameters (every `naive_every`-th): re-vectorize, fit scikit-learn's
+   LogisticRegression on the same objective (C = 1 / (2 l2 n), the same class weights, tol = the harness's
+   gtol: both stop on max|gradient| <= gtol), log with optuna-integration's MLflowCallback; then the largest
+   difference in validation accuracy / macro-F1 between the two sides' trials with the same parameters;
+4. what each idea bought: the same fits from a cold start, from the nearest solution, on the secant.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
 import tempfile
 import time
@@ -25,7 +29,7 @@ from sweep.metrics import evaluate
 
 
 def _args(argv: list[str]) -> tuple[dict[str, int], list[str]]:
-    opts = {"trials": 50, "naive_trials": 50, "worker_trials": 16}
+    opts = {"trials": 50, "naive_every": 5, "ideas": 12}
     rest = []
     for a in argv:
         k, _, v = a.partition("=")
@@ -36,50 +40,76 @@ def _args(argv: list[str]) -> tuple[dict[str, int], list[str]]:
     return opts, rest
 
 
-def _trial_seconds(study: optuna.Study) -> list[float]:
-    return [(t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
-            if t.datetime_complete and t.datetime_start]
+def _seconds(t) -> float:
+    return (t.datetime_complete - t.datetime_start).total_seconds()
 
 
-def _best(study: optuna.Study) -> tuple[float, float]:
-    vals = np.array([t.values for t in study.trials if t.values])
-    return float(vals[:, 0].max()), float(vals[:, 1].max())
-
-
-def naive_sweep(overrides: list[str], root: Path, n_trials: int) -> tuple[optuna.Study, float]:
-    """The reference: re-vectorize and fit LogisticRegression in every trial, MLflowCallback for tracking."""
+def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]:
+    """The reference: per trial, re-vectorize and fit LogisticRegression; MLflowCallback for tracking."""
     from optuna_integration.mlflow import MLflowCallback
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    cfg = load_config(overrides)
     splits = load_splits(cfg.data, cfg.paths.data_dir)
-    counts = splits.train_counts
+    counts, tf, head = splits.train_counts, cfg.model.tfidf, cfg.model.head
+    c_equal = 1.0 / (2 * float(head.l2) * len(splits.labels["train"]))  # the same objective as the head's
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        alpha = trial.suggest_float("weighting.alpha", 0.0, 1.0)
-        tau = trial.suggest_float("loss.posthoc_tau", 0.0, 2.0)
-        vec = TfidfVectorizer(max_features=50000, ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        alpha = trial.suggest_float("weighting.alpha", 0.0, 2.0)
+        tau = trial.suggest_float("loss.posthoc_tau", 0.0, 5.0)
+        vec = TfidfVectorizer(max_features=tf.max_features, ngram_range=(1, tf.ngram_max), min_df=tf.min_df,
+                              sublinear_tf=tf.sublinear_tf, dtype=np.float32)
         x_train, x_val = vec.fit_transform(splits.texts["train"]), vec.transform(splits.texts["val"])
         w = class_weights(counts, "power", alpha)
-        clf = LogisticRegression(C=10.0, max_iter=1000, class_weight=dict(enumerate(w)))
+        clf = LogisticRegression(C=c_equal, tol=float(head.gtol), max_iter=int(head.max_iter),
+                                 class_weight=dict(enumerate(w)))
         clf.fit(x_train, splits.labels["train"])
+        trial.set_user_attr("converged", bool(clf.n_iter_[0] < int(head.max_iter)))
         pred = posthoc_predict(clf.decision_function(x_val), log_prior(counts), tau)
         m, _ = evaluate(splits.labels["val"], pred, splits.class_names)
         return m["accuracy"], m["macro_f1"]
 
-    uri = f"sqlite:///{root}/naive-mlflow.db"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        callback = MLflowCallback(tracking_uri=uri, metric_name=["val_accuracy", "val_macro_f1"])
-        study = optuna.create_study(directions=["maximize", "maximize"], study_name="naive",
-                                    sampler=optuna.samplers.TPESampler(seed=int(cfg.seed), multivariate=True))
-        for fixed in ({"weighting.alpha": 0.0, "loss.posthoc_tau": 0.0}, {"weighting.alpha": 0.5,
-                      "loss.posthoc_tau": 0.0}, {"weighting.alpha": 0.0, "loss.posthoc_tau": 1.0}):
-            study.enqueue_trial(fixed)
+        callback = MLflowCallback(tracking_uri=f"sqlite:///{root}/naive-mlflow.db",
+                                  metric_name=["val_accuracy", "val_macro_f1"])
+        study = optuna.create_study(directions=["maximize", "maximize"], study_name="naive")
+        for p in params:
+            study.enqueue_trial(p)
         start = time.perf_counter()
-        study.optimize(objective, n_trials=n_trials, callbacks=[callback])
-    return study, time.perf_counter() - start
+        study.optimize(objective, n_trials=len(params), callbacks=[callback])
+    rows = [{"params": t.params, "values": t.values, "seconds": _seconds(t),
+             "converged": t.user_attrs["converged"]} for t in study.trials]
+    return rows, time.perf_counter() - start
+
+
+def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tuple[float, float]]:
+    """The same sequence of head fits (the sweep's first n trained alphas) with each start strategy:
+    median seconds and median iterations."""
+    from sweep.features import featurize
+    from sweep.head import WarmStarts, fit_head
+    from sweep.losses import LossSpec
+
+    feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
+    head, counts = cfg.model.head, splits.train_counts
+    out = {}
+    for how in ("cold", "nearest", "secant"):
+        starts, secs, iters = WarmStarts(), [], []
+        for alpha in trained[:n]:
+            loss = LossSpec(class_weights(counts, "power", alpha), log_prior(counts), 0.0)
+            init, label = starts.start("bench", loss) if how != "cold" else (None, "cold")
+            if how == "nearest" and init is not None:
+                known = starts.solutions["bench"]
+                p = starts._point(loss)
+                fit0 = known[int(np.argmin([np.abs(p - q).max() for q, _ in known]))][1]
+                init = (fit0.weight, fit0.bias)
+            fit = fit_head(feats["train"], splits.labels["train"], loss, float(head.l2), float(head.gtol),
+                           int(head.max_iter), init=init, warm_start=label)
+            starts.add("bench", loss, fit)
+            secs.append(fit.seconds)
+            iters.append(fit.iterations)
+        out[how] = (statistics.median(secs[1:]), statistics.median(iters[1:]))  # the first fit is cold in all
+    return out
 
 
 def bench_command(argv: list[str]) -> None:
@@ -89,6 +119,8 @@ def bench_command(argv: list[str]) -> None:
 
     opts, overrides = _args(argv)
     base = load_config(overrides)
+    if base.model.name != "tfidf_linear":
+        raise SystemExit("make bench compares the tfidf_linear head with scikit-learn: use model=tfidf_linear")
     data_dir = base.paths.data_dir  # share the downloaded data; everything else goes to a temp root
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -96,8 +128,9 @@ def bench_command(argv: list[str]) -> None:
         cfg = load_config(common)
         splits = load_splits(cfg.data, cfg.paths.data_dir)
         _MEMORY.clear()
-        _, finfo = featurize(splits, cfg.model, cfg.paths.cache_dir)
-        feat_s = finfo["seconds"]
+        start = time.perf_counter()
+        featurize(splits, cfg.model, cfg.paths.cache_dir)
+        feat_s = time.perf_counter() - start
 
         start = time.perf_counter()
         rc = cli_main(["sweep", *common, f"sweep.n_trials={opts['trials']}", "sweep.study_name=bench",
@@ -106,32 +139,29 @@ def bench_command(argv: list[str]) -> None:
         if rc:
             raise RuntimeError("the benchmark sweep failed: see the error above")
         study = optuna.load_study(study_name="bench", storage=open_storage(cfg))
-        fast = _trial_seconds(study)
-        fast_best = _best(study)
-        cache_hits = sum(t.user_attrs.get("logits_cache") in ("memory", "disk") for t in study.trials)
-
-        naive_study, naive_wall = naive_sweep(common, root, opts["naive_trials"])
-        naive = _trial_seconds(naive_study)
-        naive_best = _best(naive_study)
-
-        workers = {}
-        for n in (1, 2):
-            per = max(1, opts["worker_trials"] // n)
-            start = time.perf_counter()
-            cli_main(["sweep", *common, f"sweep.n_trials={per}", f"sweep.study_name=workers{n}",
-                      f"sweep.workers={n}", f"sweep.seed={100 + n}", "sweep.baselines=null",
-                      "sweep.progress=false"])
-            workers[n] = (per * n) / (time.perf_counter() - start)
-
-    med_fast, med_naive = statistics.median(fast), statistics.median(naive)
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        fast = [_seconds(t) for t in done]
+        unconverged = sum(t.user_attrs.get("fit_converged") is False for t in done)
+        trained = [t for t in done if t.user_attrs.get("logits_cache") == "trained"]
+        picked = done[:: opts["naive_every"]]
+        naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], root)
+        ideas = warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
+    diffs = np.abs(np.array([t.values for t in picked]) - np.array([r["values"] for r in naive]))
+    med_fast, med_naive = statistics.median(fast), statistics.median(r["seconds"] for r in naive)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
-    print(f"bench on {cfg.data.name} ({splits.info}), model {cfg.model.name}, 2-core figures on this machine")
-    print(f"  first-run featurization (TF-IDF fit + transform, no cache) {feat_s:8.2f} s")
-    print(f"  harness sweep, {len(fast)} trials: median {med_fast:.3f} s/trial, wall {sweep_wall:.1f} s "
-          f"(incl. start-up, final plot/CSV); logits reused in {cache_hits} trials")
-    print(f"  naive sweep,   {len(naive)} trials: median {med_naive:.3f} s/trial, wall {naive_wall:.1f} s")
+    print(f"bench on {cfg.data.name} ({splits.info}, {splits.num_classes} classes), model {cfg.model.name}, "
+          f"l2 {cfg.model.head.l2}, both sides stop at max|gradient| <= {cfg.model.head.gtol}")
+    print(f"  first-run featurization (TF-IDF fit + transform, no cache): {feat_s:.2f} s")
+    print(f"  harness: {len(fast)} trials, median {med_fast:.3f} s/trial, wall {sweep_wall:.1f} s (incl. start-up, "
+          f"final plot/CSV); {len(trained)} fits, {len(fast) - len(trained)} reused logits, "
+          f"{unconverged} not converged")
+    print(f"  naive:   {len(naive)} of those trials' parameters, median {med_naive:.3f} s/trial, wall "
+          f"{naive_wall:.1f} s; {sum(not r['converged'] for r in naive)} not converged")
     print(f"  speed-up per trial (median naive / median harness): {med_naive / med_fast:.1f}x")
-    print(f"  best val accuracy / macro-F1: harness {fast_best[0]:.4f} / {fast_best[1]:.4f}, "
-          f"naive {naive_best[0]:.4f} / {naive_best[1]:.4f}")
-    print(f"  local workers: 1 worker {workers[1]:.2f} trials/s, 2 workers {workers[2]:.2f} trials/s "
-          f"({workers[2] / workers[1]:.2f}x)")
+    print(f"  same answer? largest |difference| on the same parameters: val accuracy {diffs[:, 0].max():.5f}, "
+          f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001)")
+    print(f"  head fits by start (median over {opts['ideas'] - 1} warm fits of the sweep's alphas):")
+    for how, (s, it) in ideas.items():
+        print(f"    {how:8s} {s:6.2f} s  {it:5.0f} iterations")
+    print(f"  peak RSS {peak:.0f} MiB")

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from sweep.tracking import TrackingError, redact
 
     start = time.perf_counter()
+    code = 0
     try:
         if command == "train":
             train_command(rest)
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             module = __import__(f"sweep.{ {'sweep': 'study', 'pick': 'export'}.get(command, command)}",
                                 fromlist=["main"])
-            getattr(module, f"{command}_command")(rest)
+            returned = getattr(module, f"{command}_command")(rest)
+            if command == "pick":  # 1: no Pareto point meets the constraint, so that scripts can tell
+                code = int(returned or 0)
     except (ConfigError, DataError, EncoderError, TrackingError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     logging.getLogger("sweep").info("%s done in %.1fs", command, time.perf_counter() - start)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -9,9 +9,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 
-def front(study: optuna.Study) -> list[FrozenTrial]:
-    """Non-dominated complete trials (Optuna's own helper), sorted by validation accuracy."""
-    return sorted(study.best_trials, key=lambda t: (t.values[0], t.values[1]))
+def converged(t: FrozenTrial) -> bool:
+    """False only for a trial whose fit stopped before its convergence criterion (not a result)."""
+    return t.user_attrs.get("fit_converged", True) is not False
+
+
+def front(study: optuna.Study, include_unconverged: bool = False) -> list[FrozenTrial]:
+    """Non-dominated complete trials among the converged ones (Optuna's own Pareto helper), sorted by
+    validation accuracy. A trial whose fit hit its iteration cap is not a result: left out by default."""
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    trials = [t for t in complete_trials(study) if include_unconverged or converged(t)]
+    best = _get_pareto_front_trials_by_trials(trials, study.directions)
+    return sorted(best, key=lambda t: (t.values[0], t.values[1]))
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -30,34 +40,55 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float, float]],
-               split: str = "val", intervals: dict[int, dict] | None = None) -> Path:
-    """Accuracy vs macro-F1: every complete trial a point, the front drawn, the baselines marked.
+               split: str = "val", intervals: dict[int, dict] | None = None,
+               points: dict[int, tuple[float, float]] | None = None, flagged: dict[int, str] | None = None) -> Path:
+    """Accuracy vs macro-F1: the trials as points, the front drawn, the baselines marked.
 
-    split "val" plots the objectives; "test" plots the held-out re-scores stored with each trial.
-    intervals: trial number -> {"accuracy": (lo, hi), "macro_f1": (lo, hi)} drawn as error bars.
+    split "val" plots every complete trial's objectives. "test" plots the trials in `points` (trial number ->
+    (test accuracy, test macro-F1)), which the caller computes from the logged predictions: trials store no
+    test metrics. intervals: trial number -> {"accuracy": (lo, hi), "macro_f1": (lo, hi)} drawn as error bars.
+    flagged: trial number -> a short note (e.g. "beaten by sqrt_inverse"): the point ringed, the note beside it.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def xy(t: FrozenTrial) -> tuple[float, float]:
-        if split == "val":
-            return t.values[0], t.values[1]
-        m = t.user_attrs.get("metrics", {})
-        return m.get("test_accuracy", np.nan), m.get("test_macro_f1", np.nan)
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r} is unknown: use 'val' or 'test'")
+    if split == "test" and points is None:
+        raise ValueError("split='test' needs points= (trial number -> test accuracy, macro-F1), computed from the "
+                         "logged predictions: trials store no test metrics")
 
-    trials, best = complete_trials(study), front(study)
+    def xy(t: FrozenTrial) -> tuple[float, float]:
+        return (t.values[0], t.values[1]) if split == "val" else points.get(t.number, (np.nan, np.nan))
+
+    def shown(ts: list[FrozenTrial]) -> list[FrozenTrial]:
+        return [t for t in ts if np.all(np.isfinite(xy(t)))]
+
+    trials, best = shown(complete_trials(study)), shown(front(study))
     fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=110)
     if trials:
         pts = np.array([xy(t) for t in trials])
-        ax.scatter(pts[:, 0], pts[:, 1], s=18, c="#9aa5b1", label=f"trials ({len(trials)})", zorder=2)
+        what = "trials" if split == "val" else "scored trials"
+        ax.scatter(pts[:, 0], pts[:, 1], s=18, c="#9aa5b1", label=f"{what} ({len(trials)})", zorder=2)
     if best:
         fp = np.array([xy(t) for t in best])
         order = np.argsort(fp[:, 0])
         ax.plot(fp[order, 0], fp[order, 1], "-o", c="#d1495b", ms=6, label=f"Pareto front ({len(best)})", zorder=3)
+        notes = flagged or {}
+        same_place: dict[tuple[float, float], list[FrozenTrial]] = {}  # tied trials: one label, not two on top
         for t, (x, y) in zip(best, fp, strict=True):
-            ax.annotate(str(t.number), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            same_place.setdefault((x, y), []).append(t)
+        for (x, y), ts in same_place.items():
+            said = list(dict.fromkeys(notes[t.number] for t in ts if t.number in notes))
+            label = ", ".join(str(t.number) for t in ts) + (f": {'; '.join(said)}" if said else "")
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ringed = [(x, y) for t, (x, y) in zip(best, fp, strict=True) if t.number in notes]
+        if ringed:
+            r = np.array(ringed)
+            ax.scatter(r[:, 0], r[:, 1], s=170, facecolors="none", edgecolors="black", linewidths=1.4,
+                       label=f"beaten by a baseline ({len(ringed)})", zorder=5)
         if intervals:
             for t, (x, y) in zip(best, fp, strict=True):
                 ci = intervals.get(t.number)
