@@ -6,7 +6,7 @@ WORKERS ?= 1
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: install data train baselines sweep export pick ui bench bench-gpu test lint clean-results
+.PHONY: install data l2 train baselines sweep export pick ui bench bench-gpu test lint clean-results
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -20,6 +20,9 @@ install: $(STAMP)
 
 data: $(STAMP)              ## fetch and split the default data (the CFPB sample)
 	$(PY) -m sweep data $(ARGS)
+
+l2: $(STAMP)                ## choose the head's l2 once: unweighted fits, lowest validation log-loss (prints a table)
+	$(PY) -m sweep l2 $(ARGS)
 
 train: $(STAMP)             ## one tracked run: make train ARGS="model=tfidf_linear weighting.alpha=0.5"
 	$(PY) -m sweep train $(ARGS)
@@ -41,7 +44,7 @@ ui: $(STAMP)                ## the MLflow UI on the project's store, bound to 12
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db \
 		--default-artifact-root ./mlruns/artifacts --host $(HOST) --port $(PORT) --workers 1
 
-bench: $(STAMP)             ## speed figures on the default data (prints a table)
+bench: $(STAMP)             ## harness vs naive sweep at the same converged answer (prints a table)
 	$(PY) -m sweep bench $(ARGS)
 
 bench-gpu: $(STAMP)         ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)

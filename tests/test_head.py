@@ -110,3 +110,16 @@ def test_l2_must_be_positive(l2):
     x, y, counts = problem(n=200, d=20)
     with pytest.raises(ValueError, match=r"model.head.l2=.* must be > 0"):
         fit_head(x, y, LossSpec(np.ones(len(counts)), log_prior(counts)), l2)
+
+
+def test_make_l2_prints_the_path_and_picks_the_lowest_validation_log_loss(synthetic, capsys):
+    from sweep.cli import main
+    from sweep.config import load_config
+    from sweep.select_l2 import best_l2, l2_path
+
+    table = l2_path(load_config(synthetic), grid=(1e-4, 1e-3, 1e-2))
+    assert list(table["l2"]) == [1e-4, 1e-3, 1e-2] and table["converged"].all()
+    assert best_l2(table) == table.loc[table["val_log_loss"].idxmin(), "l2"]
+    assert main(["l2", *synthetic]) == 0
+    assert "lowest validation log-loss at l2 =" in capsys.readouterr().out
+    assert main(["l2", *synthetic, "model=minilm_finetune"]) == 2

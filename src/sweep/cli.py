@@ -7,7 +7,8 @@ import os
 import sys
 import time
 
-COMMANDS = ("train", "baselines", "sweep", "export", "pick", "bench", "data")
+COMMANDS = ("train", "baselines", "sweep", "export", "pick", "bench", "data", "l2")
+MODULES = {"sweep": "study", "pick": "export", "l2": "select_l2"}  # command -> module, where they differ
 
 
 def _setup_logging() -> None:
@@ -102,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             splits = load_splits(cfg.data, cfg.paths.data_dir)
             print(f"{cfg.data.name}: {splits.info}, {splits.num_classes} classes, fingerprint {splits.fingerprint}")
         else:
-            module = __import__(f"sweep.{ {'sweep': 'study', 'pick': 'export'}.get(command, command)}",
-                                fromlist=["main"])
+            module = __import__(f"sweep.{MODULES.get(command, command)}", fromlist=["main"])
             returned = getattr(module, f"{command}_command")(rest)
             if command == "pick":  # 1: no Pareto point meets the constraint, so that scripts can tell
                 code = int(returned or 0)
