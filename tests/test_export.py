@@ -12,9 +12,11 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.export import _head_classes, comparisons, head_tail, statements
-from sweep.metrics import _scores_from_confusion, bootstrap, interval
-from sweep.study import baseline_points, open_storage
+from sweep.export import statements
+from sweep.metrics import _scores_from_confusion, bootstrap, comparisons, head_tail, interval
+from sweep.metrics import head_classes as _head_classes
+from sweep.pareto import baseline_points
+from sweep.storage import open_storage
 
 
 def test_scores_from_confusion_match_scikit_learn():

@@ -7,7 +7,7 @@ import pytest
 from sweep.cli import main
 from sweep.config import load_config
 from sweep.pareto import front
-from sweep.study import open_storage
+from sweep.storage import open_storage
 
 
 @pytest.mark.parametrize(("argument", "says"), [

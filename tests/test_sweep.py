@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.study import open_storage
+from sweep.storage import open_storage
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.study import open_storage
+from sweep.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

@@ -1,4 +1,5 @@
-"""Command line: `python -m sweep <command> [hydra overrides...]`; every known failure is one line on stderr."""
+"""Command line: `python -m sweep <command> [hydra overrides...]`, each command mapped to the module that owns
+it (train and baselines here); every known failure is one line on stderr."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import time
 
 COMMANDS = ("train", "baselines", "sweep", "export", "pick", "bench", "data", "l2")
-MODULES = {"sweep": "study", "pick": "export", "l2": "select_l2"}  # command -> module, where they differ
+MODULES = {"sweep": "study", "l2": "select_l2"}  # command -> module, where they differ
 
 
 def _setup_logging() -> None:
@@ -50,8 +51,8 @@ def train_command(overrides: list[str]) -> None:
 
 def baselines_command(overrides: list[str]) -> None:
     from sweep.baselines import baselines
-    from sweep.config import flat_params, load_config
-    from sweep.tracking import Tracker, log_result
+    from sweep.config import load_config
+    from sweep.tracking import Tracker, flat_params, log_result
 
     cfg = load_config(overrides)
     tracker = Tracker(cfg.tracking)

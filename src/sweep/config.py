@@ -1,8 +1,9 @@
-"""Compose and validate the Hydra config: every bad value fails here, in one line, before any work."""
+"""Compose and validate the Hydra config: every bad value fails here, in one line, before any work.
+Also the command-line split (own key=value vs Hydra overrides) and the dotted keys of the sweep syntax."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -18,6 +19,7 @@ TAU_RANGE = (0.0, 5.0)
 SAMPLERS = ("tpe", "nsga2", "random")
 SOURCES = ("cfpb_sample", "csv", "hf", "synthetic")
 MODEL_KINDS = ("head", "finetune")
+GROUPS = ("data", "model", "weighting", "loss", "sweep", "tracking", "paths", "seed", "task_name")  # top-level keys
 
 
 class ConfigError(ValueError):
@@ -125,18 +127,26 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("sweep.n_trials must be >= 0 and sweep.workers >= 1")
 
 
-def flat_params(cfg: DictConfig) -> dict[str, str]:
-    """The resolved config flattened to dotted keys (MLflow params), with URL passwords redacted."""
-    from sweep.tracking import redact
+def dotted(node, prefix: str = "") -> dict[str, object]:
+    """Sweep syntax to dotted keys: {"loss": {"_group_": x, "tau": y}} -> {"loss": x, "loss.tau": y}."""
+    if isinstance(node, Mapping):
+        out: dict[str, object] = {}
+        for k, v in node.items():
+            key = prefix if k == "_group_" else (f"{prefix}.{k}" if prefix else str(k))
+            out.update(dotted(v, key))
+        return out
+    return {prefix: node}
 
-    out: dict[str, str] = {}
 
-    def walk(node, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}.{k}" if prefix else str(k))
+def split_args(argv: list[str], keys: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """`key=value` for a command's own keys; everything else is a Hydra override (storage, tracking...)."""
+    mine, rest = {}, []
+    for a in argv:
+        k, sep, v = a.partition("=")
+        if sep and k in keys:
+            mine[k] = v
+        elif sep and "." not in k and "=" not in k and not k.startswith("+") and k not in GROUPS:
+            raise ConfigError(f"unknown argument {a!r}: use {', '.join(f'{x}=...' for x in keys)} or Hydra overrides")
         else:
-            out[prefix] = redact(str(node))[:6000]
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return out
+            rest.append(a)
+    return mine, rest

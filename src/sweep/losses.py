@@ -1,4 +1,5 @@
-"""Class weights, the logit-adjusted loss and post-hoc logit adjustment: the formulas, once."""
+"""Class weights, the logit-adjusted loss and post-hoc logit adjustment: the formulas, once, and the LossSpec
+that every model (linear head, fine-tuning) trains with."""
 
 from __future__ import annotations
 

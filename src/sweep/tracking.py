@@ -1,4 +1,5 @@
-"""MLflow at the edge: one client, explicit run ids (safe with several workers), passwords never logged."""
+"""MLflow at the edge, its only importer: one client, explicit run ids (safe with several workers), what a run
+logs (params, metrics, predictions), and the redaction that keeps passwords out of logs, tags and params."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sweep import __version__
 
@@ -39,6 +40,21 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
     return url
+
+
+def flat_params(cfg: DictConfig) -> dict[str, str]:
+    """The resolved config flattened to dotted keys (MLflow params), with URL passwords redacted."""
+    out: dict[str, str] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            out[prefix] = redact(str(node))[:6000]
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out
 
 
 def code_version() -> str:
@@ -71,6 +87,14 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
             raise TrackingError(f"the MLflow store {db} is not writable: fix its permissions or set "
                                 "paths.mlruns_dir")
+
+
+def open_client(uri: str):
+    """A plain MLflow client on a reachable store (read side: export and pick)."""
+    from mlflow import MlflowClient
+
+    check_reachable(uri)
+    return MlflowClient(tracking_uri=uri)
 
 
 class Tracker:
@@ -107,6 +131,17 @@ class Tracker:
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+
+    def reopen(self, run_id: str) -> bool:
+        """Mark an existing run RUNNING again; False when MLflow no longer has it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+            self.client.update_run(run_id, status="RUNNING")
+            return True
+        except MlflowException:
+            return False
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -145,8 +180,6 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
 
     test_metrics=False (a study's trials): no test metric or test table is shown, so nobody picks by test;
     the test predictions are kept as an artifact for the export, which scores the exported points only."""
-    from sweep.config import flat_params
-
     splits = result.splits
     tracker.log_params(run_id, flat_params(cfg))
     shown = {k: v for k, v in result.metrics.items() if test_metrics or not k.startswith("test_")}
