@@ -115,7 +115,7 @@ def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tup
 def bench_command(argv: list[str]) -> None:
     from sweep.cli import main as cli_main
     from sweep.features import _MEMORY, featurize
-    from sweep.study import open_storage
+    from sweep.storage import open_storage
 
     opts, overrides = _args(argv)
     base = load_config(overrides)
