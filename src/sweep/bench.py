@@ -58,7 +58,7 @@ def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]
         alpha = trial.suggest_float("weighting.alpha", 0.0, 2.0)
         tau = trial.suggest_float("loss.posthoc_tau", 0.0, 5.0)
         vec = TfidfVectorizer(max_features=tf.max_features, ngram_range=(1, tf.ngram_max), min_df=tf.min_df,
-                              sublinear_tf=tf.sublinear_tf, dtype=np.float32)
+                              sublinear_tf=tf.sublinear_tf, dtype=np.float64)  # float64 like the head's fit
         x_train, x_val = vec.fit_transform(splits.texts["train"]), vec.transform(splits.texts["val"])
         w = class_weights(counts, "power", alpha)
         clf = LogisticRegression(C=c_equal, tol=float(head.gtol), max_iter=int(head.max_iter),
@@ -147,6 +147,7 @@ def bench_command(argv: list[str]) -> None:
         naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], root)
         ideas = warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
     diffs = np.abs(np.array([t.values for t in picked]) - np.array([r["values"] for r in naive]))
+    n_val = len(splits.labels["val"])
     med_fast, med_naive = statistics.median(fast), statistics.median(r["seconds"] for r in naive)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
@@ -160,7 +161,8 @@ def bench_command(argv: list[str]) -> None:
           f"{naive_wall:.1f} s; {sum(not r['converged'] for r in naive)} not converged")
     print(f"  speed-up per trial (median naive / median harness): {med_naive / med_fast:.1f}x")
     print(f"  same answer? largest |difference| on the same parameters: val accuracy {diffs[:, 0].max():.5f}, "
-          f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001)")
+          f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001); {int(round(diffs[:, 0].max() * n_val))} of "
+          f"{n_val} validation predictions differ at most")
     print(f"  head fits by start (median over {opts['ideas'] - 1} warm fits of the sweep's alphas):")
     for how, (s, it) in ideas.items():
         print(f"    {how:8s} {s:6.2f} s  {it:5.0f} iterations")
