@@ -21,7 +21,7 @@ def test_every_option_of_every_group_composes_and_validates(option, tmp_path):
     (["loss=logit_adjusted", "loss.tau=9"], r"loss.tau=9.0 is outside"),
     (["loss.posthoc_tau=-1"], "loss.posthoc_tau"),
     (["sweep.sampler=cmaes"], "sweep.sampler='cmaes' is unknown: use one of tpe, nsga2, random"),
-    (["data=cfpb_csv"], "required config value.*data.path"),
+    (["data=hf"], "required config value.*data.dataset"),
     (["nonexistent_key=1"], "Could not override 'nonexistent_key'"),
     (["weighting.alpha=abc"], "not a number"),
     (["weighting.alpha=[0.1"], "bad override"),
