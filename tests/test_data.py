@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sweep.data import DataError, make_splits, read_table
+from sweep.data import DataError, make_splits
+from sweep.sources import read_table
 
 CFG = OmegaConf.create({"val_fraction": 0.2, "test_fraction": 0.2, "min_class_count": 0, "small_classes": "drop"})
 
@@ -215,9 +216,9 @@ def test_directory_or_unreadable_path_is_one_line(tmp_path: Path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    import sweep.data
+    import sweep.sources
 
-    monkeypatch.setattr(sweep.data, "open", refuse, raising=False)
+    monkeypatch.setattr(sweep.sources, "open", refuse, raising=False)
     with pytest.raises(DataError, match=r"cannot read .*locked.csv \(Permission denied\): check its permissions"):
         read_table(locked, "text", "label")
 
