@@ -122,7 +122,12 @@ def test_sweep_config_errors_are_one_line(synthetic, capsys):
 
 
 def test_a_capped_fit_is_tagged_and_kept_off_the_front(synthetic, root):
-    # max_iter 1 cannot converge; 3000 does: random sampling draws both
+    # max_iter 1 cannot converge from afar; 3000 does: random sampling draws both. Forget the solutions that
+    # earlier tests fitted in this process, so that the first fits start cold whatever ran before.
+    import sweep.train
+
+    sweep.train._WARM.solutions.clear()
+    sweep.train._LOGITS.clear()
     args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=capped", "sweep.sampler=random",
             "++sweep.params.model.head.max_iter='choice(1,3000)'", "sweep.baselines=null"]
     assert main(["sweep", *args]) == 0
