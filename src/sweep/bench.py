@@ -97,12 +97,7 @@ def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tup
         starts, secs, iters = WarmStarts(), [], []
         for alpha in trained[:n]:
             loss = LossSpec(class_weights(counts, "power", alpha), log_prior(counts), 0.0)
-            init, label = starts.start("bench", loss) if how != "cold" else (None, "cold")
-            if how == "nearest" and init is not None:
-                known = starts.solutions["bench"]
-                p = starts._point(loss)
-                fit0 = known[int(np.argmin([np.abs(p - q).max() for q, _ in known]))][1]
-                init = (fit0.weight, fit0.bias)
+            init, label = starts.start("bench", loss, secant=how == "secant") if how != "cold" else (None, "cold")
             fit = fit_head(feats["train"], splits.labels["train"], loss, float(head.l2), float(head.gtol),
                            int(head.max_iter), init=init, warm_start=label)
             starts.add("bench", loss, fit)

@@ -140,7 +140,8 @@ class WarmStarts:
     def _point(loss: LossSpec) -> np.ndarray:
         return np.append(np.log(loss.weights), loss.tau)
 
-    def start(self, problem: tuple, loss: LossSpec) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    def start(self, problem: tuple, loss: LossSpec,
+              secant: bool = True) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
         known = self.solutions.get(problem, [])
         if not known:
             return None, "cold"
@@ -148,7 +149,7 @@ class WarmStarts:
         dist = np.array([np.abs(p - q).max() for q, _ in known])
         order = np.argsort(dist, kind="stable")
         i, fit_i = order[0], known[order[0]][1]
-        if len(known) == 1 or dist[i] == 0:
+        if len(known) == 1 or dist[i] == 0 or not secant:
             return (fit_i.weight, fit_i.bias), f"nearest (distance {dist[i]:.3g})"
         (qi, _), (qj, fit_j) = known[i], known[order[1]]
         t = float(np.clip(np.dot(p - qi, qj - qi) / np.dot(qj - qi, qj - qi), -1.0, 2.0))
