@@ -6,7 +6,11 @@ WORKERS ?= 1
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: install data l2 train baselines sweep export pick ui bench bench-gpu test lint clean-results
+.PHONY: help install data l2 train baselines sweep export pick ui bench bench-gpu test lint clean-results
+
+help:                       ## the commands, what each writes, the overrides people use most
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
+	@echo; echo 'ARGS="<hydra overrides>" for any target; python -m sweep --help for the overrides'
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv

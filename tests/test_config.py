@@ -30,3 +30,13 @@ def test_bad_config_values_are_one_line_errors(overrides, message, tmp_path):
     with pytest.raises(ConfigError, match=message) as info:
         load_config([f"paths.root={tmp_path}", *overrides])
     assert "\n" not in str(info.value)
+
+
+def test_help_lists_the_commands_and_exits_zero(capsys):
+    from sweep.cli import COMMANDS, main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {c} " in out for c in COMMANDS if c != "data") and "sweep.cv_folds" in out
+    assert main(["nope"]) == 2
+    assert "--help" in capsys.readouterr().err

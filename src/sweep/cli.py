@@ -77,10 +77,35 @@ def baselines_command(overrides: list[str]) -> None:
     print(f"logged as MLflow run {parent}")
 
 
+HELP = """usage: python -m sweep <command> [hydra overrides...]   (make <command> ARGS="...")
+
+commands (what each writes):
+  sweep      the multi-objective study: trials in mlruns/optuna/journal.log, runs in mlruns/mlflow.db
+  export     the Pareto front: pareto.csv, pareto_report/ (report.md, plots); also on the parent run
+  pick       the best validation macro-F1 under min_accuracy=<x> / max_accuracy_loss=<x> (exit 1: none)
+  train      one tracked run (MLflow)
+  baselines  the test-split baseline table (one MLflow run with children)
+  l2         choose model.head.l2 on validation (prints a table)
+  bench      harness vs naive sweep at the same converged answer (prints a table)
+  data       fetch and split the data, print the split sizes
+
+overrides people use most:
+  sweep.n_trials=50  sweep.study_name=<name>  sweep.cv_folds=5  sweep.sampler=tpe|nsga2|random
+  data=cfpb_sample|csv|cfpb_csv|hf|synthetic  data.path=<file.csv>  data.imbalance_ratio=50
+  model=tfidf_linear|minilm_head|minilm_decoupled|minilm_finetune  model.head.l2=3.16e-6
+  weighting=power|effective_number|none  loss=ce|logit_adjusted  seed=0
+  export / pick: study=<name> out=<path.csv> seeds=K
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(HELP, end="")
+        return 0
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m sweep {{{','.join(COMMANDS)}}} [hydra overrides...]", file=sys.stderr)
+        print(f"usage: python -m sweep {{{','.join(COMMANDS)}}} [hydra overrides...]; python -m sweep --help "
+              "lists what each does", file=sys.stderr)
         return 2
     _setup_logging()
     command, rest = argv[0], argv[1:]
