@@ -140,7 +140,8 @@ def bench_command(argv: list[str]) -> None:
         trained = [t for t in done if t.user_attrs.get("logits_cache") == "trained"]
         picked = done[:: opts["naive_every"]]
         naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], root)
-        ideas = warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
+        ideas = (warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
+                 if opts["ideas"] > 1 else {})  # ideas=0 skips it (at 113 classes a cold fit takes minutes)
     diffs = np.abs(np.array([t.values for t in picked]) - np.array([r["values"] for r in naive]))
     n_val = len(splits.labels["val"])
     med_fast, med_naive = statistics.median(fast), statistics.median(r["seconds"] for r in naive)
@@ -152,13 +153,20 @@ def bench_command(argv: list[str]) -> None:
     print(f"  harness: {len(fast)} trials, median {med_fast:.3f} s/trial, wall {sweep_wall:.1f} s (incl. start-up, "
           f"final plot/CSV); {len(trained)} fits, {len(fast) - len(trained)} reused logits, "
           f"{unconverged} not converged")
+    iters = [t.user_attrs["fit_iterations"] for t in trained if "fit_iterations" in t.user_attrs]
+    if iters:
+        print(f"  harness head fits: iterations median {statistics.median(iters):.0f}, first (cold) {iters[0]}, "
+              f"max {max(iters)}")
+    if len(fast) < 50:
+        print(f"  50 trials at this median would take ~{50 * med_fast / 60:.1f} min (extrapolated, not measured)")
     print(f"  naive:   {len(naive)} of those trials' parameters, median {med_naive:.3f} s/trial, wall "
           f"{naive_wall:.1f} s; {sum(not r['converged'] for r in naive)} not converged")
     print(f"  speed-up per trial (median naive / median harness): {med_naive / med_fast:.1f}x")
     print(f"  same answer? largest |difference| on the same parameters: val accuracy {diffs[:, 0].max():.5f}, "
           f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001); {int(round(diffs[:, 0].max() * n_val))} of "
           f"{n_val} validation predictions differ at most")
-    print(f"  head fits by start (median over {opts['ideas'] - 1} warm fits of the sweep's alphas):")
+    if ideas:
+        print(f"  head fits by start (median over {opts['ideas'] - 1} warm fits of the sweep's alphas):")
     for how, (s, it) in ideas.items():
         print(f"    {how:8s} {s:6.2f} s  {it:5.0f} iterations")
     print(f"  peak RSS {peak:.0f} MiB")
