@@ -3,7 +3,6 @@ test-split plots, sentences), both logged to the study's parent run; seeds=K re-
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,10 +11,12 @@ import optuna
 import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
-from sweep.metrics import COMPARED, evaluate, majority_point, per_class_f1, point_scores
-from sweep.pareto import baseline_points, plot_front, plot_per_class, reference_trial
+from sweep.links import runs_view_url
+from sweep.meeting import LABELS, meeting_rows, most_changed, per_class_table, write_meeting
+from sweep.metrics import COMPARED, evaluate, per_class_f1
+from sweep.pareto import plot_front, plot_per_class, reference_trial
 from sweep.storage import load_study, running_warning
-from sweep.table import front_table, load_predictions
+from sweep.table import load_predictions, scored_tables, write_atomic
 from sweep.tracking import open_client
 
 
@@ -45,43 +46,45 @@ def statements(table: pd.DataFrame) -> list[str]:
 
 def write_csv(table: pd.DataFrame, path: Path) -> Path:
     """Write to a temporary file beside the target, then rename: never a half-written CSV."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
-
-def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path) -> list[Path]:
+def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path,
+                 baselines: pd.DataFrame | None = None) -> list[Path]:
     """report.md with the table and the pictures: the test-split Pareto plot with intervals and baselines
-    (the points a baseline beats ringed), and per front trial the per-class F1 histogram and F1 against class
-    frequency (also logged to that trial's MLflow run). Returns the files written."""
+    (the points a baseline beats ringed, and said in its title), the per-class table (per_class.md / .csv),
+    and per front trial the per-class F1 histogram and F1 against class frequency, the classes that moved
+    most named (also logged to that trial's MLflow run). `baselines`: scored_tables' baseline rows, whose
+    test figures are drawn as they are (not recomputed). Returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
+    baselines = pd.DataFrame(columns=["baseline", "trial"]) if baselines is None else baselines
+    rows = meeting_rows(table, baselines)
+    names = {int(t): n for t, n in zip(rows["trial"], rows["label"], strict=True) if pd.notna(t)}
     scored = table.dropna(subset=["test_accuracy", "test_macro_f1"])
     points = {int(r.trial): (r.test_accuracy, r.test_macro_f1) for r in scored.itertuples()}
     intervals = {int(r.trial): {"accuracy": (r.test_accuracy_ci_low, r.test_accuracy_ci_high),
                                 "macro_f1": (r.test_macro_f1_ci_low, r.test_macro_f1_ci_high)}
                  for r in scored.itertuples() if hasattr(r, "test_accuracy_ci_low")}
-    flagged = {int(r.trial): "beaten by " + ", ".join(e.partition(" on ")[0] for e in r.beaten_by_baseline.split("; "))
-               for r in scored.itertuples() if isinstance(getattr(r, "beaten_by_baseline", None), str)
-               and r.beaten_by_baseline}
+    beaten = {int(r.trial): [e.partition(" on ")[0] for e in r.beaten_by_baseline.split("; ")]
+              for r in scored.itertuples() if isinstance(getattr(r, "beaten_by_baseline", None), str)
+              and r.beaten_by_baseline}
+    flagged = {t: "beaten by " + ", ".join(LABELS.get(b, b) for b in bs) for t, bs in beaten.items()}
+    note = None
+    if beaten:
+        who = sorted({LABELS.get(b, b) for bs in beaten.values() for b in bs})
+        many = len(who) > 1
+        note = (f"On test, the baseline{'s' if many else ''} {' and '.join(who)} beat{'' if many else 's'} "
+                f"{len(beaten)} of the {len(points)} validation-chosen front point{'s' if len(points) > 1 else ''} "
+                "(ringed).")
     marks = {}
+    for r in baselines.dropna(subset=["test_accuracy", "test_macro_f1"]).itertuples():
+        marks[LABELS.get(r.baseline, r.baseline)] = (r.test_accuracy, r.test_macro_f1)
+        if pd.notna(r.trial):  # a scored point too: the zoom keeps it in view
+            points.setdefault(int(r.trial), (r.test_accuracy, r.test_macro_f1))
+    files = [plot_front(study, folder / "pareto_test.png", marks, split="test", intervals=intervals,
+                        points=points, flagged=flagged, note=note)]
     ref = reference_trial(study)
     ref_pred = load_predictions(client, ref.user_attrs.get("mlflow_run_id", "")) if ref else None
-    if ref_pred is not None:
-        m = point_scores(majority_point(ref_pred))
-        marks["majority class"] = (m["accuracy"], m["macro_f1"])
-    for name, t in baseline_points(study).items():  # marked, and scored points: the zoom keeps them in view
-        if (p := load_predictions(client, t.user_attrs.get("mlflow_run_id", ""))) is not None:
-            m = point_scores(p)
-            marks[name.replace("_", " ")] = points.setdefault(t.number, (m["accuracy"], m["macro_f1"]))
-    files = [plot_front(study, folder / "pareto_test.png", marks, split="test", intervals=intervals,
-                        points=points, flagged=flagged)]
     ref_f1 = per_class_f1(ref_pred) if ref_pred is not None else None
     lines = [f"# Pareto front of study `{study.study_name}`", "",
              "Chosen on validation; every point re-scored on the held-out test split (from the predictions each "
@@ -91,7 +94,7 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path)
              "interval of the difference above 0. `beaten_by_baseline`: the baselines that beat it on test "
              "(beyond noise on a metric, or better on both metrics even within noise); ringed in the plot. "
              "Head: the largest classes holding 80% of the training examples; tail: the others; both measured "
-             "by accuracy and macro-F1.", "",
+             "by accuracy and macro-F1. The table for a meeting: the `_meeting.md` file beside the CSV.", "",
              "![Pareto front on the test split](pareto_test.png)", ""]
     said = statements(table)
     if said:
@@ -103,20 +106,29 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path)
                         "classes_gained", "classes_lost", "beats_beyond_noise", "beaten_by_baseline",
                         "mlflow_run_id") if c in table.columns]
     lines += [table[cols].to_markdown(index=False), ""]
+    preds = {int(r.trial): p for r in table.itertuples() if (p := load_predictions(client, r.mlflow_run_id))}
+    if ref_pred is not None:
+        others = {names[t]: p for t, p in preds.items() if t != ref.number}
+        per_class = per_class_table(ref_pred, others)
+        text = per_class.to_markdown(index=False, floatfmt=".2f")
+        md = write_atomic(folder / "per_class.md", lambda tmp: tmp.write_text(text))
+        files += [md, write_csv(per_class, folder / "per_class.csv")]
+        lines += ["## Per class, largest training count first", "",
+                  "Test F1 of the unweighted reference and of each front point; the classes whose F1 moved most "
+                  "(by 0.05 or more, at most five) are marked with their largest change.", "", text, ""]
     for r in table.itertuples():
-        pred = load_predictions(client, r.mlflow_run_id)
-        if pred is None:
+        if (pred := preds.get(int(r.trial))) is None:
             continue
         f1 = per_class_f1(pred)
-        png = plot_per_class(f1, pred["counts"], f"trial {r.trial}", folder / f"per_class_f1_trial_{r.trial}.png",
-                             reference=ref_f1)
+        moved = most_changed(ref_f1, [f1], top=6) if ref_f1 is not None else []
+        png = plot_per_class(f1, pred["counts"], names[int(r.trial)], folder / f"per_class_f1_trial_{r.trial}.png",
+                             reference=ref_f1, names=[_short(n) for n in pred["names"]], marked=moved)
         client.log_artifact(r.mlflow_run_id, str(png))
         files.append(png)
-        lines += [f"## Trial {r.trial}: alpha {r.alpha}, tau {r.tau}, post-hoc tau {r.posthoc_tau}", "",
+        lines += [f"## Trial {r.trial}: {names[int(r.trial)]}", "",
                   f"![per-class F1 of trial {r.trial}]({png.name})", ""]
-    md = folder / "report.md"
-    md.write_text("\n".join(lines))
-    return [md, *files]
+    report = write_atomic(folder / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
+    return [report, *files]
 
 
 def export_command(argv: list[str]) -> None:
@@ -126,18 +138,18 @@ def export_command(argv: list[str]) -> None:
     cfg = load_config(overrides)
     study = load_study(cfg, args.get("study"))
     client = open_client(str(cfg.tracking.tracking_uri))
-    table = front_table(study, client, n_boot=n_boot)
+    table, baselines = scored_tables(study, client, n_boot=n_boot)
     if table.empty:
         raise ConfigError(f"study {study.study_name!r} has no complete trial yet: run `make sweep` first")
     if seeds > 1:
         table = table.join(resplit_reseed(study, table, seeds), on="trial")
     out = write_csv(table, Path(args.get("out", Path(cfg.paths.root) / "pareto.csv")))
+    meeting, meeting_md = write_meeting(table, baselines, out)
     report = out.with_name(f"{out.stem}_report")
-    files = write_report(study, table, client, report)
+    files = write_report(study, table, client, report, baselines)
     parent = study.user_attrs.get("mlflow_parent_run_id")
     if parent:
-        client.log_artifact(parent, str(out), "export")
-        for f in files:
+        for f in [out, *meeting, *files]:
             client.log_artifact(parent, str(f), "export")
     print(f"wrote {out} ({len(table)} Pareto-optimal trials of study {study.study_name!r}) and {report}/report.md")
     show = [c for c in ("trial", "alpha", "posthoc_tau", "tau", "val_accuracy", "val_macro_f1", "test_accuracy",
@@ -147,9 +159,22 @@ def export_command(argv: list[str]) -> None:
         print(table[show].to_string(index=False))
     for line in statements(table):
         print(line)
+    print(f"\nfor the meeting: {meeting[0]} (and {meeting[1].name})\n")
+    print(meeting_md)
+    if parent:
+        print(f"MLflow runs view of the study (the front): {study_link(client, parent)}")
     warning = running_warning(study)  # last, where it is seen: the table above may already be out of date
     if warning:
         print(warning, file=sys.stderr)
+
+
+def _short(name: str, width: int = 40) -> str:
+    return name if len(name) <= width else name[: width - 1].rstrip() + "…"
+
+
+def study_link(client, parent: str) -> str:
+    """The MLflow runs view of the study's experiment, filtered to the front (the experiment of its parent run)."""
+    return runs_view_url(client.get_run(parent).info.experiment_id)
 
 
 def _count(args: dict[str, str], key: str, default: int) -> int:

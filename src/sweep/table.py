@@ -4,8 +4,10 @@ computed from the predictions each trial logged to MLflow (trials keep validatio
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+import os
+from collections.abc import Callable, Hashable
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -55,6 +57,19 @@ def load_predictions(client, run_id: str) -> dict | None:
     except Exception:  # noqa: BLE001 - a run without these artifacts (older or failed): no test figures for it
         return None
     return {"y": y, "pred": pred, "names": list(counts), "counts": np.array(list(counts.values()))}
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """`write(tmp)` to a temporary file beside the target, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def decision_columns(points: dict[Hashable, dict], ref: int | None, front_keys: list[int] | None = None,
@@ -129,16 +144,30 @@ def front_table(study: optuna.Study, client=None, n_boot: int = 2000) -> pd.Data
     """The CSV's rows: the non-dominated converged trials, highest validation accuracy first. With an MLflow
     client, the test columns, computed from each trial's logged predictions (the study holds no test
     metrics); without one, those columns are empty."""
+    return scored_tables(study, client, n_boot)[0]
+
+
+def scored_tables(study: optuna.Study, client=None, n_boot: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """front_table's rows and, from the same bootstrap (so every number is computed once), the baselines'
+    rows: one per baseline with logged predictions plus the majority class, their `baseline` column naming
+    them (a baseline on the front has a row in both)."""
     best = front(study)
     table = pd.DataFrame([_basic_row(t) for t in best])
     if table.empty:
-        return table
+        return table, pd.DataFrame()
     first = [*table.columns, *TEST_COLUMNS]  # the study's own columns, then the test figures, then the rest
+    extra, base = {}, pd.DataFrame()
     if client is not None:
         points, baselines, ref = _scored_points(study, client, best)
-        extra = decision_columns(points, ref, [t.number for t in best], baselines, n_boot=n_boot)
-        if extra:
-            table = table.join(pd.DataFrame.from_dict(extra, orient="index"), on="trial")
+        keys = list(dict.fromkeys([t.number for t in best] + list(baselines.values())))
+        extra = decision_columns(points, ref, keys, baselines, n_boot=n_boot)
+        named = baseline_points(study)
+        rows = [{"baseline": name, **(_basic_row(named[name]) if name in named else {"trial": None}), **extra[k]}
+                for name, k in baselines.items() if k in extra]
+        base = pd.DataFrame(rows)
+    if extra:
+        front_rows = {k: v for k, v in extra.items() if k in set(table["trial"])}
+        table = table.join(pd.DataFrame.from_dict(front_rows, orient="index"), on="trial")
     for c in TEST_COLUMNS:
         if c not in table:
             table[c] = np.nan
@@ -147,4 +176,8 @@ def front_table(study: optuna.Study, client=None, n_boot: int = 2000) -> pd.Data
     table["reference_trial"] = ref_trial.number if ref_trial else None
     table["zero_f1_classes"] = table["zero_f1_classes"].astype("Int64")
     table = table.sort_values(["val_accuracy", "val_macro_f1"], ascending=False, kind="stable")
+    return _rounded(table), _rounded(base)
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     return table.round({c: 4 for c in table.columns if table[c].dtype == float})

@@ -1,0 +1,200 @@
+"""The front for people: pareto_meeting.md / .csv (one row per baseline and per front point, plain labels, test
+figures in % with intervals, a verdict against the unweighted model in words) and the per-class F1 table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sweep.metrics import per_class_f1
+from sweep.table import write_atomic
+
+LABELS = {"majority_class": "majority class", "unweighted": "unweighted", "sqrt_inverse": "sqrt-inverse weights",
+          "posthoc_tau_1": "post-hoc tau 1"}
+ORDER = list(LABELS)  # baselines first, in this order; others (configured ones) next; then the front
+COLUMNS = ["Model", "Kind", "Test accuracy % [95% CI]", "Test macro-F1 % [95% CI]",
+           "Accuracy vs unweighted, points [95% CI]", "Macro-F1 vs unweighted, points [95% CI]",
+           "Classes with F1 = 0", "Classes gained / lost", "Beats unweighted beyond noise?"]
+METRIC_WORDS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+
+
+def _num(x: float) -> str:
+    return f"{float(x):.2f}".rstrip("0").rstrip(".")
+
+
+def label(row) -> str:
+    """A point in words: a baseline's name, or what differs from the unweighted model, e.g.
+    "alpha 0.75 + post-hoc tau 0.33" (micro-F1 equals accuracy, so neither shows up twice anywhere)."""
+    name = row.get("baseline")
+    if isinstance(name, str) and name:
+        return LABELS.get(name, name.replace("_", " "))
+    parts = []
+    alpha = row.get("alpha")
+    if row.get("weighting") != "none" and pd.notna(alpha) and alpha:
+        parts.append(f"alpha {_num(alpha)}" if row.get("weighting") in (None, "power")
+                     else f"{row['weighting'].replace('_', ' ')} weights alpha {_num(alpha)}")
+    if row.get("loss") == "logit_adjusted":
+        parts.append(f"logit-adjusted loss tau {_num(row.get('tau') or 0)}")
+    if pd.notna(row.get("posthoc_tau")) and row.get("posthoc_tau"):
+        parts.append(f"post-hoc tau {_num(row['posthoc_tau'])}")
+    return " + ".join(parts) or "unweighted"
+
+
+def _pct(v, lo, hi) -> str:
+    if pd.isna(v):
+        return "n/a"
+    return f"{100 * v:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _points(v, lo, hi) -> str:
+    if pd.isna(v):
+        return "n/a"
+    f = [100 * x + 0.0 for x in (v, lo, hi)]  # + 0.0: an exact 0 is "+0.0"; a tiny negative stays "-0.0"
+    return f"{f[0]:+.1f} [{f[1]:+.1f}, {f[2]:+.1f}]"
+
+
+def verdict(row) -> str:
+    """Against the unweighted model, from the paired 95% interval of the change: "yes, macro-F1",
+    "yes, macro-F1; worse on accuracy", "worse on accuracy", "no (within noise)"."""
+    if pd.isna(row.get("delta_test_accuracy_ci_low")):
+        return "n/a"
+    better = [w for m, w in METRIC_WORDS.items() if row[f"delta_test_{m}_ci_low"] > 0]
+    worse = [w for m, w in METRIC_WORDS.items() if row[f"delta_test_{m}_ci_high"] < 0]
+    said = ([f"yes, {' and '.join(better)}"] if better else []) + \
+        ([f"worse on {' and '.join(worse)}"] if worse else [])
+    return "; ".join(said) or "no (within noise)"
+
+
+def _names(text) -> list[str]:
+    return [n for n in text.split("; ") if n] if isinstance(text, str) else []
+
+
+def meeting_rows(front: pd.DataFrame, baselines: pd.DataFrame, reference: str = "unweighted") -> pd.DataFrame:
+    """The rows to show: every baseline (majority class, unweighted, sqrt-inverse, post-hoc tau 1) then every
+    front point that is not one of them, with `label` and `row` (where it comes from); the numbers as
+    export computed them (table.scored_tables), nothing recomputed."""
+    base = baselines.copy() if not baselines.empty else pd.DataFrame(columns=["baseline", "trial"])
+    base["_order"] = base["baseline"].map(lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+    base = base.sort_values("_order", kind="stable").drop(columns="_order")
+    on_front = set(front["trial"].dropna().astype(int))
+    base["row"] = [(f"baseline, on the front (trial {int(t)})" if pd.notna(t) and int(t) in on_front
+                    else "baseline") + (" = reference" if n == reference else "")
+                   for n, t in zip(base["baseline"], base["trial"], strict=True)]
+    known = set(base["trial"].dropna().astype(int))
+    rest = front[~front["trial"].isin(known)].copy()
+    rest["row"] = [f"Pareto front (validation), trial {int(t)}" for t in rest["trial"]]
+    rows = pd.concat([base, rest], ignore_index=True)
+    rows["label"] = [label(r) for r in rows.to_dict("records")]
+    return rows
+
+
+def meeting_table(front: pd.DataFrame, baselines: pd.DataFrame,
+                  reference: str = "unweighted") -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The table's cells (COLUMNS), the footnotes naming the classes gained / lost, and the sentences saying
+    whether a baseline beats the validation-chosen front on test."""
+    rows = meeting_rows(front, baselines, reference)
+    cells, notes = [], []
+    for r in rows.to_dict("records"):
+        gained, lost = _names(r.get("classes_gained")), _names(r.get("classes_lost"))
+        moved = f"{len(gained)} / {len(lost)}" if "classes_gained" in r and pd.notna(r.get("test_accuracy")) \
+            else "n/a"
+        if gained or lost:
+            notes.append(f"[{len(notes) + 1}] {r['label']}: gained {'; '.join(gained) or 'none'}. "
+                         f"Lost {'; '.join(lost) or 'none'}.")
+            moved += f" [{len(notes)}]"
+        is_ref = r.get("baseline") == reference
+        cells.append([r["label"], r["row"], _pct(r.get("test_accuracy"), r.get("test_accuracy_ci_low"),
+                                                 r.get("test_accuracy_ci_high")),
+                      _pct(r.get("test_macro_f1"), r.get("test_macro_f1_ci_low"), r.get("test_macro_f1_ci_high")),
+                      *("0.0 (reference)" if is_ref else
+                        _points(r.get(f"delta_test_{m}"), r.get(f"delta_test_{m}_ci_low"),
+                                r.get(f"delta_test_{m}_ci_high")) for m in METRIC_WORDS),
+                      "n/a" if pd.isna(r.get("zero_f1_classes")) else str(int(r["zero_f1_classes"])),
+                      moved, "reference" if is_ref else verdict(r)])
+    return pd.DataFrame(cells, columns=COLUMNS), notes, beaten_sentences(front, baselines)
+
+
+def beaten_sentences(front: pd.DataFrame, baselines: pd.DataFrame) -> list[str]:
+    """Plainly, from the front rows' beaten_by_baseline: which baseline beats which validation-chosen front
+    point on test, and how (beyond noise on a metric, or better on both within noise)."""
+    if "beaten_by_baseline" not in front:
+        return []
+    scored = front[front["beaten_by_baseline"].map(lambda v: isinstance(v, str))]
+    rows = meeting_rows(front, baselines)
+    labels = {int(t): name for t, name in zip(rows["trial"], rows["label"], strict=True) if pd.notna(t)}
+    on_front = dict(zip(baselines.get("baseline", []), baselines.get("trial", []), strict=True))
+    by: dict[str, dict[str, list[str]]] = {}
+    for r in scored.itertuples():
+        for entry in _names(r.beaten_by_baseline):
+            name, _, how = entry.partition(" on ")
+            by.setdefault(name, {}).setdefault(how, []).append(labels[int(r.trial)])
+    if not by:
+        which = "the validation-chosen front point" if len(scored) == 1 else \
+            f"any of the {len(scored)} validation-chosen front points"
+        return [f"On test, no baseline beats {which}, neither beyond noise on a metric nor on both metrics."]
+    out = []
+    for name, hows in by.items():
+        others = sum(1 for t in scored["trial"] if not _same_trial(on_front.get(name), t))
+        n = sum(len(v) for v in hows.values())
+        how = "; ".join(f"{' and '.join(points)} on {h}" for h, points in hows.items())
+        out.append(f"On test, the baseline {LABELS.get(name, name.replace('_', ' '))} beats {n} of the {others} "
+                   f"validation-chosen front point{'s' if others > 1 else ''}: {how}.")
+    if all("beyond noise" not in h for hows in by.values() for h in hows):
+        out.append("Within noise means the 95% interval of the difference contains 0: on this test split the "
+                   "front is no better than that baseline, but the baseline is not reliably better either.")
+    return out
+
+
+def _same_trial(a, b) -> bool:
+    return a is not None and pd.notna(a) and pd.notna(b) and int(a) == int(b)
+
+
+def markdown(cells: pd.DataFrame, notes: list[str], sentences: list[str], title: str) -> str:
+    """One GitHub table, the footnotes under it, then the sentences."""
+    lines = [f"### {title}", "", cells.to_markdown(index=False), ""]
+    if notes:
+        lines += ["Classes gained / lost: F1 from 0 on the unweighted model to above 0, and back.", "",
+                  *[f"{n}  " for n in notes], ""]
+    return "\n".join([*lines, *sentences, ""])
+
+
+def write_meeting(front: pd.DataFrame, baselines: pd.DataFrame, csv_path: Path) -> tuple[list[Path], str]:
+    """<stem>_meeting.md and <stem>_meeting.csv beside the CSV (pareto.csv -> pareto_meeting.md), each written
+    atomically; returns the files and the markdown (which export prints)."""
+    cells, notes, sentences = meeting_table(front, baselines)
+    text = markdown(cells, notes, sentences, "Test split: baselines and the validation-chosen Pareto front")
+    csv_path = Path(csv_path)
+    md = write_atomic(csv_path.with_name(f"{csv_path.stem}_meeting.md"), lambda tmp: tmp.write_text(text))
+    csv = write_atomic(csv_path.with_name(f"{csv_path.stem}_meeting.csv"),
+                       lambda tmp: cells.to_csv(tmp, index=False))
+    return [md, csv], text
+
+
+def most_changed(reference: np.ndarray, f1s: list[np.ndarray], top: int = 5, at_least: float = 0.05) -> np.ndarray:
+    """The classes whose test F1 moved most against the reference (largest |change| over the points): at most
+    `top`, each by `at_least` or more (a smaller move is not worth a name); largest first."""
+    change = np.max(np.abs(np.stack([f - reference for f in f1s])), axis=0) if f1s else np.zeros_like(reference)
+    order = np.argsort(-change, kind="stable")[:top]
+    return order[change[order] >= at_least]
+
+
+def per_class_table(reference: dict, points: dict[str, dict], top: int = 5) -> pd.DataFrame:
+    """Per class, largest training count first: training and test examples, test F1 of the reference
+    (unweighted) and of each point (label -> logged predictions), and the `top` classes whose F1 moved most
+    marked with their largest change (see most_changed)."""
+    ref_f1 = per_class_f1(reference)
+    f1s = {name: per_class_f1(p) for name, p in points.items()}
+    table = pd.DataFrame({"class": reference["names"], "training examples": reference["counts"],
+                          "test examples": np.bincount(reference["y"], minlength=len(reference["names"])),
+                          "F1 unweighted": ref_f1.round(2)})
+    for name, f in f1s.items():
+        table[f"F1 {name}"] = f.round(2)
+    marked = [""] * len(ref_f1)
+    for i in most_changed(ref_f1, list(f1s.values()), top):
+        deltas = {name: f[i] - ref_f1[i] for name, f in f1s.items()}
+        name = max(deltas, key=lambda k: abs(deltas[k]))
+        marked[i] = f"{deltas[name]:+.2f}" + (f" ({name})" if len(f1s) > 1 else "")
+    table["moved most (F1 change)"] = marked
+    return table.sort_values("training examples", ascending=False, kind="stable").reset_index(drop=True)
