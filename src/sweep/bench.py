@@ -29,7 +29,7 @@ from sweep.metrics import evaluate
 
 
 def _args(argv: list[str]) -> tuple[dict[str, int], list[str]]:
-    opts = {"trials": 50, "naive_every": 5, "ideas": 12}
+    opts = {"trials": 50, "naive_every": 5, "ideas": 12, "grid": 0}
     rest = []
     for a in argv:
         k, _, v = a.partition("=")
@@ -113,6 +113,10 @@ def bench_command(argv: list[str]) -> None:
     from sweep.storage import open_storage
 
     opts, overrides = _args(argv)
+    if opts["grid"]:
+        from sweep.bench_cost import grid_command
+
+        return grid_command(overrides, opts["trials"] if opts["trials"] != 50 else 6)
     base = load_config(overrides)
     if base.model.name != "tfidf_linear":
         raise SystemExit("make bench compares the tfidf_linear head with scikit-learn: use model=tfidf_linear")

@@ -85,7 +85,7 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
                            cfg.model, int(cfg.seed), cache_dir), info
 
 
-FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss")  # kept with cached logits
+FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss", "fit_seconds")  # kept with cached logits
 
 
 def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[str, np.ndarray], dict]:
