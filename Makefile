@@ -4,9 +4,11 @@ STAMP   := .venv/.installed
 ARGS    ?=
 WORKERS ?= 1
 HOST    ?= 127.0.0.1
-PORT    ?= 5000
+PORT    ?=
+# where `make ui` serves, so that sweep and export print links to it (PORT: 5000 for ui, 8080 for dashboard)
+UI_AT   := SWEEP_UI_HOST=$(HOST) SWEEP_UI_PORT=$(or $(PORT),5000)
 
-.PHONY: help install data l2 train baselines sweep export pick ui bench bench-gpu test lint clean-results
+.PHONY: help install data l2 train baselines sweep export pick ui dashboard bench bench-gpu test lint clean-results
 
 help:                       ## the commands, what each writes, the overrides people use most
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
@@ -35,18 +37,19 @@ baselines: $(STAMP)         ## the table that frames every decision (test split)
 	$(PY) -m sweep baselines $(ARGS)
 
 sweep: $(STAMP)             ## the multi-objective study: make sweep ARGS="sweep.n_trials=20" WORKERS=2
-	$(PY) -m sweep sweep sweep.workers=$(WORKERS) $(ARGS)
+	$(UI_AT) $(PY) -m sweep sweep sweep.workers=$(WORKERS) $(ARGS)
 
 export: $(STAMP)            ## the Pareto front as CSV: make export ARGS="study=<name> out=pareto.csv"
-	$(PY) -m sweep export $(ARGS)
+	$(UI_AT) $(PY) -m sweep export $(ARGS)
 
 pick: $(STAMP)              ## best macro-F1 under a constraint: make pick ARGS="min_accuracy=0.8"
 	$(PY) -m sweep pick $(ARGS)
 
-ui: $(STAMP)                ## the MLflow UI on the project's store, bound to 127.0.0.1 unless HOST is set
-	# one worker and no job runner: starts in seconds, stops cleanly (the harness uses no MLflow jobs)
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db \
-		--default-artifact-root ./mlruns/artifacts --host $(HOST) --port $(PORT) --workers 1
+ui: $(STAMP)                ## the MLflow UI on the store, a link to each study's front first: PORT=5001 make ui
+	$(UI_AT) $(PY) -m sweep ui $(ARGS)
+
+dashboard: $(STAMP)         ## Optuna Dashboard on the study storage (Pareto front), 127.0.0.1:8080 unless HOST/PORT
+	$(PY) -m sweep dashboard host=$(HOST) port=$(or $(PORT),8080) $(ARGS)
 
 bench: $(STAMP)             ## harness vs naive sweep at the same converged answer (prints a table)
 	$(PY) -m sweep bench $(ARGS)

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-COMMANDS = ("train", "baselines", "sweep", "export", "pick", "bench", "data", "l2")
+COMMANDS = ("train", "baselines", "sweep", "export", "pick", "ui", "dashboard", "bench", "data", "l2")
 MODULES = {"sweep": "study", "l2": "select_l2"}  # command -> module, where they differ
 
 
@@ -83,6 +83,8 @@ commands (what each writes):
   sweep      the multi-objective study: trials in mlruns/optuna/journal.log, runs in mlruns/mlflow.db
   export     the Pareto front: pareto.csv, pareto_report/ (report.md, plots); also on the parent run
   pick       the best validation macro-F1 under min_accuracy=<x> / max_accuracy_loss=<x> (exit 1: none)
+  ui         the MLflow UI on the store (host=, port=; Ctrl-C stops it), after a link to each study's front
+  dashboard  Optuna Dashboard on the Optuna storage (host=, port=, default 127.0.0.1:8080): the Pareto front
   train      one tracked run (MLflow)
   baselines  the test-split baseline table (one MLflow run with children)
   l2         choose model.head.l2 on validation (prints a table)

@@ -22,6 +22,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
+from sweep.links import PARENT_ATTR, study_link
 from sweep.objective import OBJECTIVES, Objective, check_space, raise_interrupt, search_space
 from sweep.pareto import baseline_points, converged, front, plot_front, sync_pareto_tags
 from sweep.storage import fail_stale_trials, open_storage, storage_location
@@ -30,7 +31,6 @@ from sweep.tracking import Tracker, TrackingError, flat_params, redact
 from sweep.workers import MANAGED_ENV, run_workers
 
 log = logging.getLogger(__name__)
-PARENT_ATTR = "mlflow_parent_run_id"
 IDENTITY_ATTR = "identity"
 
 
@@ -111,14 +111,16 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, base),
                                     directions=["maximize", "maximize"])
+        created, seed = True, base
+    except optuna.exceptions.DuplicatedStudyError:
+        seed = base if os.environ.get(MANAGED_ENV) == "1" else base + 1000 * (os.getpid() % 100_000) + 1
+        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, seed))
+        created = False
+    if study.metric_names is None:  # a study made before the names were set: Optuna Dashboard's axis titles
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(OBJECTIVES))
-        return study, True, base
-    except optuna.exceptions.DuplicatedStudyError:
-        seed = base if os.environ.get(MANAGED_ENV) == "1" else base + 1000 * (os.getpid() % 100_000) + 1
-        return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, seed)), \
-            False, seed
+    return study, created, seed
 
 
 
@@ -210,7 +212,7 @@ def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tr
         tracker.end_run(parent)
         if rc:
             raise TrackingError(f"{workers} workers: at least one exited with status {rc}; see its log above")
-        return _report(study)
+        return _report(study, cfg)
     previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     objective = Objective(cfg, overrides, space, tracker, parent, sampler_seed)
     callbacks = []
@@ -232,7 +234,7 @@ def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tr
         return  # the launching process finalizes once every worker is done
     finalize(study, tracker, parent, cfg)
     tracker.end_run(parent)
-    _report(study)
+    _report(study, cfg)
 
 
 class _progress:
@@ -258,7 +260,7 @@ class _progress:
         self.bar.close()
 
 
-def _report(study: optuna.Study) -> None:
+def _report(study: optuna.Study, cfg: DictConfig) -> None:
     best = front(study)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     unconverged = sum(not converged(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -268,5 +270,8 @@ def _report(study: optuna.Study) -> None:
     for t in best:
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}  {params}")
-    print("browse: make ui, open the experiment under 'Model training' (runs table), expand the parent run, "
-          "search tags.pareto = \"true\"; export: make export")
+    try:
+        link = study_link(cfg, study)
+    except (ConfigError, TrackingError) as exc:  # the sweep is done: a missing link is no reason to fail it
+        link = f"(no link: {exc})"
+    print(f"the front in MLflow (make ui, then open): {link}\nOptuna Dashboard: make dashboard; the table: make export")

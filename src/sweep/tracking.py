@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -97,6 +98,39 @@ def open_client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+VIEW_TAG = "mlflow.sharedViewState."  # MLflow 3.17's saved runs-table views: one experiment tag per view
+
+
+def run_experiment(uri: str, run_id: str) -> str | None:
+    """The experiment id of a run; None when the store does not have it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return open_client(sqlalchemy_url(uri)).get_run(run_id).info.experiment_id
+    except MlflowException:
+        return None
+
+
+def save_view(uri: str, experiment_id: str, key: str, name: str, state: dict) -> bool:
+    """Store a named runs-table view (filter, sort, columns) where MLflow 3.17's UI reads it, the experiment tag
+    mlflow.sharedViewState.<key>; `#/experiments/<id>/runs?viewStateShareKey=<key>` opens it. False: not stored."""
+    from mlflow.exceptions import MlflowException
+
+    client = open_client(sqlalchemy_url(uri))
+    text = json.dumps(state, sort_keys=True)
+    try:
+        old = json.loads(client.get_experiment(experiment_id).tags.get(VIEW_TAG + key) or "{}")
+        if old.get("state") == text and old.get("name") == name:
+            return True
+        now = int(time.time() * 1000)
+        envelope = {"name": name, "createdAt": old.get("createdAt", now), "updatedAt": now, "state": text}
+        client.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(envelope))
+        return True
+    except (MlflowException, ValueError) as exc:
+        log.warning("could not save the MLflow view %s: %s", key, redact(str(exc).splitlines()[0] if str(exc) else exc))
+        return False
+
+
 class Tracker:
     """An MLflow client bound to one experiment."""
 
@@ -151,8 +185,6 @@ class Tracker:
             self.client.log_batch(run_id, params=items[i : i + 100], synchronous=True)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
