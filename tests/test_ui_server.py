@@ -1,0 +1,135 @@
+"""`python -m sweep ui` as a user runs it: it prints a link, serves the store, and stopping it (Ctrl-C, SIGTERM,
+or SIGKILL of the command itself) leaves no process of the server behind. Also the links and the one-line errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sweep.cli import main
+from sweep.links import front_view, runs_view_url, ui_base_url, view_key
+
+REPO = Path(__file__).resolve().parents[1]
+linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes() -> dict[int, tuple[int, int, int]]:
+    """pid -> (ppid, process group, session) of every live (non-zombie) process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                out[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    return out
+
+
+def descendants(pid: int) -> set[int]:
+    table = processes()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, (ppid, _, _) in table.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"sweep ui exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"no /health after {timeout_s}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@linux_only
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["INT", "TERM", "KILL"])
+def test_stopping_sweep_ui_leaves_no_server_process(sig, tmp_path):
+    port = free_port()
+    log = tmp_path / "ui.log"
+    cmd = [sys.executable, "-m", "sweep", "ui", f"paths.root={tmp_path}", "data=synthetic", f"port={port}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+        server = descendants(proc.pid)
+        sessions = {processes()[p][2] for p in server if p in processes()}
+        assert server and proc.pid not in sessions, "the server runs in a session of its own"
+        text = log.read_text()
+        assert "no study in" in text and "make sweep" in text, text[-2000:]
+        assert f"MLflow UI at http://127.0.0.1:{port}" in text
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            alive = {p for p, (_, pgid, sid) in processes().items()
+                     if p in server or sid in sessions or pgid in sessions}
+            if not alive:
+                break
+            time.sleep(0.2)
+        assert not alive, f"left behind after {sig.name}: {sorted(alive)}"
+        if sig != signal.SIGKILL:
+            assert proc.returncode == 130, log.read_text()[-2000:]
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of the health checks is no listener
+            s.bind(("127.0.0.1", port))  # nothing listens there any more
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_port_in_use_is_one_line_naming_the_fix(tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for command in ("ui", "dashboard"):
+            assert main([command, f"paths.root={tmp_path}", "data=synthetic", f"port={port}"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.count("\n") == 0 and f"127.0.0.1:{port}" in err and f"PORT={port + 1} make {command}" in err
+
+
+def test_bad_port_and_unknown_study_are_one_line(tmp_path, capsys):
+    assert main(["ui", f"paths.root={tmp_path}", "data=synthetic", "port=http"]) == 2
+    assert "port='http' is not a port number" in capsys.readouterr().err
+    assert main(["ui", f"paths.root={tmp_path}", "data=synthetic", f"port={free_port()}", "study=nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no study named 'nope'" in err
+
+
+def test_links_open_the_runs_view_on_a_saved_view(monkeypatch):
+    assert runs_view_url("3", view_key="pareto-a") == \
+        "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=pareto-a"
+    assert runs_view_url("3").endswith("runs?workflowType=machine_learning&searchFilter=tags.pareto%20%3D%20%22true%22")
+    assert view_key("cfpb-synthetic-tfidf_linear") == "pareto-cfpb-synthetic-tfidf_linear"
+    assert view_key("a b") != view_key("a/b") and view_key("a b").startswith("pareto-a-b-")
+    view = front_view("s1", ["weighting.alpha"])
+    assert view["searchFilter"] == 'tags.pareto = "true" and tags.study_name = "s1"'
+    assert view["selectedColumns"][:2] == ["metrics.`val_accuracy`", "metrics.`val_macro_f1`"]
+    assert "params.`weighting.alpha`" in view["selectedColumns"] and view["orderByKey"] == "metrics.`val_macro_f1`"
+    monkeypatch.setenv("SWEEP_UI_PORT", "5001")
+    assert ui_base_url("sqlite:///x.db") == "http://127.0.0.1:5001"
+    assert ui_base_url("http://mlflow.example:5000/") == "http://mlflow.example:5000"
