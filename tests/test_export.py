@@ -111,6 +111,72 @@ def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_one
     assert sorted(front_line.get_xdata()) == [0.82, 0.88]
 
 
+def test_spread_keeps_labels_apart_in_their_order_and_inside_the_axes():
+    from sweep.annotate import spread
+
+    ys = [0.50, 0.51, 0.505, 0.9, 0.99, 0.02]
+    got = spread(ys, gap=0.05)
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    heights = [got[i] for i in order]
+    assert all(b - a >= 0.05 - 1e-12 for a, b in zip(heights, heights[1:], strict=False))
+    assert 0.03 <= min(got) and max(got) <= 0.97
+    assert spread([0.2, 0.6], gap=0.05) == [0.2, 0.6]  # far enough apart: not moved
+
+
+def test_the_test_plot_says_when_a_baseline_beats_the_front_and_its_labels_do_not_overlap(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    import sweep.pareto as pareto
+
+    study = optuna.create_study(study_name="cfpb-cfpb_sample-tfidf_linear", directions=["maximize", "maximize"])
+    close = [(0.80 + 0.001 * i, 0.70 - 0.001 * i) for i in range(8)]  # a tight front: labels would pile up
+    for values in close:
+        study.add_trial(optuna.trial.create_trial(values=list(values)))
+    figures = []
+    monkeypatch.setattr(pareto, "_save", lambda fig, path: figures.append(fig) or path)
+    note = "On test, the baseline sqrt-inverse weights beats 2 of the 8 validation-chosen front points (ringed)."
+    pareto.plot_front(study, tmp_path / "t.png", {"sqrt-inverse weights": (0.81, 0.71)}, split="test",
+                      points=dict(enumerate(close)), flagged={0: "beaten by sqrt-inverse weights"}, note=note,
+                      intervals={i: {"accuracy": (x - 0.01, x + 0.01), "macro_f1": (y - 0.02, y + 0.02)}
+                                 for i, (x, y) in enumerate(close)})
+    fig = figures[0]
+    ax = fig.axes[0]
+    assert note in ax.get_title().replace("\n", " ") and study.study_name not in ax.get_title()
+    assert "95% bootstrap interval" in [t.get_text() for t in ax.get_legend().get_texts()]
+    fig.canvas.draw()
+    boxes = [Text.get_window_extent(t) for t in ax.texts]  # the words, not their leader lines
+    assert len(boxes) == 8
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
+
+
+def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classes(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    import sweep.pareto as pareto
+
+    figures = []
+    monkeypatch.setattr(pareto, "_save", lambda fig, path: figures.append(fig) or path)
+    names = [f"class {i}" for i in range(7)]
+    counts = np.array([500, 300, 120, 60, 30, 12, 5])
+    reference = np.array([0.9, 0.8, 0.6, 0.3, 0.0, 0.0, 0.0])
+    f1 = np.array([0.88, 0.8, 0.62, 0.5, 0.35, 0.4, 0.0])
+    pareto.plot_per_class(f1, counts, "alpha 0.75 + post-hoc tau 0.33", tmp_path / "p.png", reference=reference,
+                          names=names, marked=[5, 4, 3])
+    fig = figures[0]
+    left, right = fig.axes
+    assert fig._suptitle.get_text() == "Per-class test F1: alpha 0.75 + post-hoc tau 0.33 vs the unweighted model"
+    assert sorted(t.get_text() for t in right.texts) == ["class 3", "class 4", "class 5"]
+    fig.canvas.draw()
+    ticks = [t for t in left.get_yticks() if left.get_ylim()[0] <= t <= left.get_ylim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    boxes = [Text.get_window_extent(t) for t in right.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
+
+
 def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_comparisons(synthetic, root,
                                                                                              capsys):
     args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=decide", "data.ratio=40", "data.n_max=300"]

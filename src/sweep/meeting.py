@@ -79,8 +79,8 @@ def meeting_rows(front: pd.DataFrame, baselines: pd.DataFrame, reference: str = 
     base["_order"] = base["baseline"].map(lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
     base = base.sort_values("_order", kind="stable").drop(columns="_order")
     on_front = set(front["trial"].dropna().astype(int))
-    base["row"] = [(f"baseline, on the front (trial {int(t)})" if pd.notna(t) and int(t) in on_front
-                    else "baseline") + (" = reference" if n == reference else "")
+    base["row"] = [("reference baseline" if n == reference else "baseline")
+                   + (f", on the front (trial {int(t)})" if pd.notna(t) and int(t) in on_front else "")
                    for n, t in zip(base["baseline"], base["trial"], strict=True)]
     known = set(base["trial"].dropna().astype(int))
     rest = front[~front["trial"].isin(known)].copy()
@@ -195,6 +195,7 @@ def per_class_table(reference: dict, points: dict[str, dict], top: int = 5) -> p
     for i in most_changed(ref_f1, list(f1s.values()), top):
         deltas = {name: f[i] - ref_f1[i] for name, f in f1s.items()}
         name = max(deltas, key=lambda k: abs(deltas[k]))
-        marked[i] = f"{deltas[name]:+.2f}" + (f" ({name})" if len(f1s) > 1 else "")
+        marked[i] = f"{'up' if deltas[name] > 0 else 'down'} {deltas[name]:+.2f}" + \
+            (f" ({name})" if len(f1s) > 1 else "")
     table["moved most (F1 change)"] = marked
     return table.sort_values("training examples", ascending=False, kind="stable").reset_index(drop=True)
