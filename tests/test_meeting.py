@@ -152,7 +152,8 @@ def test_the_parent_run_has_the_meeting_table_and_export_prints_the_runs_view_li
     parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
     logged = {f.path for f in client.list_artifacts(parent.info.run_id, "export")}
     assert {"export/meet_meeting.md", "export/meet_meeting.csv", "export/meet.csv"} <= logged
-    link = f"/#/experiments/{parent.info.experiment_id}/runs?workflowType=machine_learning&searchFilter="
+    link = f"the front in MLflow (make ui, then open): http://127.0.0.1:5000/#/experiments/" \
+        f"{parent.info.experiment_id}/runs?workflowType=machine_learning&"
     assert link in exported["stdout"]
 
 

@@ -11,13 +11,13 @@ import optuna
 import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
-from sweep.links import runs_view_url
+from sweep.links import study_link
 from sweep.meeting import LABELS, meeting_rows, most_changed, per_class_table, write_meeting
 from sweep.metrics import COMPARED, evaluate, per_class_f1
 from sweep.pareto import plot_front, plot_per_class, reference_trial
 from sweep.storage import load_study, running_warning
 from sweep.table import load_predictions, scored_tables, write_atomic
-from sweep.tracking import open_client
+from sweep.tracking import TrackingError, open_client
 
 
 def statements(table: pd.DataFrame) -> list[str]:
@@ -161,8 +161,11 @@ def export_command(argv: list[str]) -> None:
         print(line)
     print(f"\nfor the meeting: {meeting[0]} (and {meeting[1].name})\n")
     print(meeting_md)
-    if parent:
-        print(f"MLflow runs view of the study (the front): {study_link(client, parent)}")
+    try:
+        link = study_link(cfg, study)
+    except (ConfigError, TrackingError) as exc:  # the export is written: a missing link is no reason to fail it
+        link = f"(no link: {exc})"
+    print(f"the front in MLflow (make ui, then open): {link}")
     warning = running_warning(study)  # last, where it is seen: the table above may already be out of date
     if warning:
         print(warning, file=sys.stderr)
@@ -170,11 +173,6 @@ def export_command(argv: list[str]) -> None:
 
 def _short(name: str, width: int = 40) -> str:
     return name if len(name) <= width else name[: width - 1].rstrip() + "…"
-
-
-def study_link(client, parent: str) -> str:
-    """The MLflow runs view of the study's experiment, filtered to the front (the experiment of its parent run)."""
-    return runs_view_url(client.get_run(parent).info.experiment_id)
 
 
 def _count(args: dict[str, str], key: str, default: int) -> int:
