@@ -7,6 +7,8 @@ Screenshots go to tmp_path, or to docs/screenshots/ with SWEEP_SAVE_SCREENSHOTS=
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -15,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -70,55 +71,65 @@ def sweep_summary(args: list[str]) -> dict:
     return store
 
 
-@pytest.fixture
-def ui(tmp_path: Path):
-    """`mlflow server` from the venv on 127.0.0.1:<free port> over a finished sweep; the server's whole process
-    group is stopped afterwards. The server starts on the empty store while the sweep runs (both take ~10 s)."""
-    args = [f"paths.root={tmp_path}", "data=synthetic", "task_name=ui", f"sweep.n_trials={N_TRIALS}",
-            f"sweep.study_name={STUDY}", "data.signal=0.12", "sweep.progress=false"]
-    cfg = load_config(args)
-    Path(cfg.paths.mlruns_dir).mkdir(parents=True, exist_ok=True)
-    MlflowClient(cfg.tracking.tracking_uri).search_experiments()  # creates the tables before two processes use them
-    port = free_port()
-    log_path = tmp_path / "mlflow-server.log"
-    log = log_path.open("wb")
-    cmd = [sys.executable, "-m", "mlflow", "server",
-           "--backend-store-uri", cfg.tracking.tracking_uri,
-           "--default-artifact-root", cfg.tracking.artifact_root,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no huey job runner processes
-           "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert main(["sweep", *args]) == 0
-        store = sweep_summary(args)
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n"
-                            + log_path.read_text(errors="replace")[-3000:])
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server not healthy after 60 s:\n" + log_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.25)
-        yield {**store, "url": url}
-    finally:
-        # stop the process group this fixture started (mlflow server -> uvicorn), by its id
+LINK = re.compile(r"^study (?P<study>\S+), its Pareto front in (?:MLflow|Optuna Dashboard): (?P<url>\S+)$", re.M)
+
+
+def start(command: list[str], log_path: Path, ready: str, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
+    """`python -m sweep <command>` as `make` runs it; returns the process and its output once `ready` is printed."""
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "sweep", *command], cwd=REPO, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout_s
+    while ready not in (text := log_path.read_text(errors="replace")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"sweep {command[0]} not ready ({proc.returncode}):\n{text[-3000:]}")
+        time.sleep(0.25)
+    return proc, text
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops it (python -m sweep ui then stops the server's whole process group)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> dict:
+    """A finished 8-trial sweep on the generated data, and the link its last lines print."""
+    root = tmp_path_factory.mktemp("ui")
+    port = free_port()
+    args = [f"paths.root={root}", "data=synthetic", "task_name=ui", f"sweep.n_trials={N_TRIALS}",
+            f"sweep.study_name={STUDY}", "data.signal=0.12", "sweep.progress=false"]
+    out = io.StringIO()
+    saved = os.environ.get("SWEEP_UI_PORT")
+    os.environ["SWEEP_UI_PORT"] = str(port)  # as `make sweep` passes PORT on
+    try:
+        with contextlib.redirect_stdout(out):
+            assert main(["sweep", *args]) == 0
+    finally:
+        os.environ.pop("SWEEP_UI_PORT") if saved is None else os.environ.update(SWEEP_UI_PORT=saved)
+    printed = re.search(r"the front in MLflow \(make ui, then open\): (\S+)", out.getvalue())
+    assert printed, out.getvalue()
+    return {**sweep_summary(args), "root": root, "args": args, "port": port, "sweep_link": printed.group(1)}
+
+
+@pytest.fixture(scope="module")
+def ui(store) -> dict:
+    """`python -m sweep ui` (what `make ui` runs) on the store: the links it prints, then its server."""
+    port = store["port"]
+    proc, text = start(["ui", *store["args"], f"port={port}"], store["root"] / "ui.log", "Ctrl-C stops it")
+    try:
+        links = {m["study"]: m["url"] for m in LINK.finditer(text)}
+        yield {**store, "url": f"http://127.0.0.1:{port}", "links": links}
+    finally:
+        stop(proc)
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -196,3 +207,73 @@ def test_ui_shows_the_sweep_nested_and_the_pareto_filter(ui, tmp_path):
             page.screenshot(path=str(shots / "mlflow-pareto-filter.png"))
         finally:
             browser.close()
+
+
+def close_assistant(page) -> None:
+    """The "MLflow Assistant" side panel: closed for a wider table (in the shots and for the user alike)."""
+    button = page.get_by_role("button", name="Close")
+    if button.count() == 1 and button.is_visible():
+        button.click()
+
+
+def test_the_printed_link_opens_the_front_in_the_runs_table(ui, tmp_path):
+    """What `make ui` (and `make sweep`) print: one click from the terminal to the study's front, its objectives as
+    columns, the runs table and not MLflow 3's GenAI overview."""
+    from playwright.sync_api import expect, sync_playwright
+
+    link = ui["links"][STUDY]
+    assert link == ui["sweep_link"], "make sweep and make ui print the same link"
+    assert link.startswith(f"{ui['url']}/#/experiments/{ui['experiment_id']}/runs?workflowType=machine_learning")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 720})
+            page.set_default_timeout(20_000)
+            page.goto(link)
+            expect(page.get_by_role("link", name=sorted(ui["front"])[0], exact=True)).to_be_visible()
+            close_assistant(page)
+            expect(page.get_by_role("grid")).to_be_visible()
+            expect(page.get_by_text("Traces", exact=True).and_(page.get_by_role("heading"))).to_have_count(0)
+            expect(page).to_have_url(re.compile(r"#/experiments/\d+/runs\?"))
+            names = run_names(page)
+            # exactly the front; MLflow may keep the (untagged) parent as the row the front hangs under
+            assert set(names) - {ui["parent"]} == ui["front"] and len(names) == len(set(names)), (names, ui["front"])
+            expect(page.get_by_test_id("search-box")).to_have_value(
+                f'tags.pareto = "true" and tags.study_name = "{STUDY}"')
+            headers = page.get_by_role("columnheader").all_inner_texts()
+            for column in ("val_accuracy", "val_macro_f1", "weighting.alpha", "loss.posthoc_tau", "pareto"):
+                assert column in headers, headers
+            page.screenshot(path=str(screenshot_dir(tmp_path) / "mlflow-front-link.png"))
+        finally:
+            browser.close()
+
+
+def test_dashboard_draws_the_pareto_front_with_the_objective_names(store, tmp_path):
+    """`python -m sweep dashboard` (make dashboard) on the study's storage: the printed study page shows the
+    Pareto-front plot, its axes named after the objectives."""
+    from playwright.sync_api import expect, sync_playwright
+
+    port = free_port()
+    proc, text = start(["dashboard", *store["args"], f"port={port}"], tmp_path / "dashboard.log", "Ctrl-C stops it")
+    try:
+        links = {m["study"]: m["url"] for m in LINK.finditer(text)}
+        assert links[STUDY].startswith(f"http://127.0.0.1:{port}/dashboard/studies/"), text
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1440, "height": 720})
+                page.set_default_timeout(30_000)
+                page.goto(links[STUDY])
+                title = page.get_by_text("Pareto Front", exact=True)
+                expect(title).to_be_visible()
+                card = page.locator("div", has=title).filter(has=page.locator(".js-plotly-plot")).last
+                # the objectives' names (set on the study) name the plot's axes, in its X / Y selectors
+                expect(card.get_by_role("group", name="Objective X:")).to_contain_text("val_accuracy")
+                expect(card.get_by_role("group", name="Objective Y:")).to_contain_text("val_macro_f1")
+                expect(card.locator(".scatterlayer path.point")).to_have_count(N_TRIALS)  # one point per trial
+                page.screenshot(path=str(screenshot_dir(tmp_path) / "optuna-dashboard-pareto.png"))
+            finally:
+                browser.close()
+    finally:
+        stop(proc)
+    assert proc.returncode == 130
