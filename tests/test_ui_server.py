@@ -74,6 +74,9 @@ def test_stopping_sweep_ui_leaves_no_server_process(sig, tmp_path):
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+        deadline = time.monotonic() + 30
+        while "Ctrl-C stops it" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the command's own health check comes just after ours
         server = descendants(proc.pid)
         sessions = {processes()[p][2] for p in server if p in processes()}
         assert server and proc.pid not in sessions, "the server runs in a session of its own"
