@@ -39,7 +39,7 @@ baselines: $(STAMP)         ## the table that frames every decision (test split)
 sweep: $(STAMP)             ## the multi-objective study: make sweep ARGS="sweep.n_trials=20" WORKERS=2
 	$(UI_AT) $(PY) -m sweep sweep sweep.workers=$(WORKERS) $(ARGS)
 
-export: $(STAMP)            ## the Pareto front as CSV: make export ARGS="study=<name> out=pareto.csv"
+export: $(STAMP)            ## pareto.csv, pareto_meeting.md/.csv, pareto_report/ (per_class.md, plots): ARGS="study=<name>"
 	$(UI_AT) $(PY) -m sweep export $(ARGS)
 
 pick: $(STAMP)              ## best macro-F1 under a constraint: make pick ARGS="min_accuracy=0.8"

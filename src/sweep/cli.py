@@ -81,7 +81,8 @@ HELP = """usage: python -m sweep <command> [hydra overrides...]   (make <command
 
 commands (what each writes):
   sweep      the multi-objective study: trials in mlruns/optuna/journal.log, runs in mlruns/mlflow.db
-  export     the Pareto front: pareto.csv, pareto_report/ (report.md, plots); also on the parent run
+  export     the Pareto front: pareto.csv (for scripts), pareto_meeting.md/.csv (baselines and front, one
+             readable table), pareto_report/ (report.md, per_class.md/.csv, plots); also on the parent run
   pick       the best validation macro-F1 under min_accuracy=<x> / max_accuracy_loss=<x> (exit 1: none)
   ui         the MLflow UI on the store (host=, port=; Ctrl-C stops it), after a link to each study's front
   dashboard  Optuna Dashboard on the Optuna storage (host=, port=, default 127.0.0.1:8080): the Pareto front
