@@ -8,7 +8,7 @@ import os
 import re
 import socket
 from collections.abc import Iterable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import optuna
 from omegaconf import DictConfig
@@ -44,8 +44,9 @@ def browser_host(host: str) -> str:
 def ui_base_url(tracking_uri: str = "", host: str | None = None, port: int | str | None = None) -> str:
     """Where the store's MLflow UI is: the tracking server itself, else `make ui` on host:port (defaults from
     SWEEP_UI_HOST / SWEEP_UI_PORT, then 127.0.0.1:5000)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
+    if tracking_uri.startswith(("http://", "https://")):  # printed: never the user:password@ of the URL
+        parts = urlsplit(tracking_uri)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
     host = host or os.environ.get("SWEEP_UI_HOST") or UI_HOST
     port = port or os.environ.get("SWEEP_UI_PORT") or UI_PORT
     return f"http://{browser_host(str(host))}:{port}"

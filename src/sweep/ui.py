@@ -36,6 +36,18 @@ def local_host(host: str) -> str:
     return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, browser_host(host))
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def allowed_hosts(host: str) -> str:
+    """MLflow's Host-header allow list for a server bound beyond loopback: its defaults answer only localhost and
+    private addresses, so the printed link (this machine's name for a wildcard bind) would get "Invalid Host
+    header" without it."""
+    names = ["localhost", "127.0.0.1", "[::1]", browser_host(host)]
+    private = ["192.168.*", "10.*", *[f"172.{i}.*" for i in range(16, 32)]]  # as MLflow's defaults: the LAN too
+    return ",".join([*dict.fromkeys(f"{n}{port}" for n in names for port in ("", ":*")), *private])
+
+
 def check_port(host: str, port: int, command: str) -> None:
     """Fail in one line when something already listens on host:port (another `make ui`?)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -128,11 +140,13 @@ def ui_command(argv: list[str]) -> int:
     if remote:
         print(f"the store is served by {redact(uri)}: open the links there (make ui serves a local store)")
         return 0
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", sqlalchemy_url(uri),
-           "--default-artifact-root", str(cfg.tracking.artifact_root), "--host", host, "--port", str(port),
-           "--workers", "1"]
-    # one worker and no job runner: starts in seconds, stops cleanly (the harness uses no MLflow jobs)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    cmd = [sys.executable, "-m", "mlflow", "server", "--default-artifact-root", str(cfg.tracking.artifact_root),
+           "--host", host, "--port", str(port), "--workers", "1"]
+    # one worker and no job runner: starts in seconds, stops cleanly (the harness uses no MLflow jobs); the store
+    # URL in the environment, not in argv, where `ps` would show a PostgreSQL password to every user
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_BACKEND_STORE_URI": sqlalchemy_url(uri)}
+    if host not in LOOPBACK and "MLFLOW_SERVER_ALLOWED_HOSTS" not in env:
+        env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(host)
     code = serve(cmd, env, f"http://{local_host(host)}:{port}", "MLflow UI")
     if code:
         raise TrackingError(f"mlflow server exited with status {code}: see its log above")
