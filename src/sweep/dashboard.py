@@ -3,6 +3,7 @@ sweep.storage, PostgreSQL included), bound to 127.0.0.1 unless host= says otherw
 
 from __future__ import annotations
 
+import socket
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -19,6 +20,10 @@ DASHBOARD_PORT = 8080
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # the page fetches several API routes at once; none outlives Ctrl-C
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6  # host=:: or an IPv6 address
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -41,7 +46,8 @@ def dashboard_command(argv: list[str]) -> int:
     port = parse_port(args.get("port") or DASHBOARD_PORT, "dashboard")
     storage = open_storage(cfg)
     try:
-        server = make_server(host, port, wsgi(storage), server_class=_Server, handler_class=_QuietHandler)
+        server = make_server(host, port, wsgi(storage), server_class=_Server6 if ":" in host else _Server,
+                             handler_class=_QuietHandler)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what holds it (another "
                           f"`make dashboard`?) or choose another port, e.g. PORT={port + 1} make dashboard") from None
