@@ -111,6 +111,13 @@ def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_one
     assert sorted(front_line.get_xdata()) == [0.82, 0.88]
 
 
+def test_two_points_that_round_alike_keep_their_own_label():
+    from sweep.export import unique_labels
+
+    got = unique_labels({3: "alpha 0.75", 7: "alpha 0.75", 9: "unweighted"})
+    assert got == {3: "alpha 0.75 (trial 3)", 7: "alpha 0.75 (trial 7)", 9: "unweighted"}
+
+
 def test_spread_keeps_labels_apart_in_their_order_and_inside_the_axes():
     from sweep.annotate import spread
 

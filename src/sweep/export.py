@@ -49,6 +49,13 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
     return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
+def unique_labels(labels: dict[int, str]) -> dict[int, str]:
+    """Trial -> label, a label two trials share (they round alike: alpha 0.751 and 0.749) given the trial number,
+    so that each point keeps its own per-class column and plot title."""
+    values = list(labels.values())
+    return {t: f"{n} (trial {t})" if values.count(n) > 1 else n for t, n in labels.items()}
+
+
 def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path,
                  baselines: pd.DataFrame | None = None) -> list[Path]:
     """report.md with the table and the pictures: the test-split Pareto plot with intervals and baselines
@@ -59,7 +66,7 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path,
     folder.mkdir(parents=True, exist_ok=True)
     baselines = pd.DataFrame(columns=["baseline", "trial"]) if baselines is None else baselines
     rows = meeting_rows(table, baselines)
-    names = {int(t): n for t, n in zip(rows["trial"], rows["label"], strict=True) if pd.notna(t)}
+    names = unique_labels({int(t): n for t, n in zip(rows["trial"], rows["label"], strict=True) if pd.notna(t)})
     scored = table.dropna(subset=["test_accuracy", "test_macro_f1"])
     points = {int(r.trial): (r.test_accuracy, r.test_macro_f1) for r in scored.itertuples()}
     intervals = {int(r.trial): {"accuracy": (r.test_accuracy_ci_low, r.test_accuracy_ci_high),
