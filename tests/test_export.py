@@ -118,6 +118,28 @@ def test_two_points_that_round_alike_keep_their_own_label():
     assert got == {3: "alpha 0.75 (trial 3)", 7: "alpha 0.75 (trial 7)", 9: "unweighted"}
 
 
+def test_a_plot_is_never_half_written(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sweep.pareto import _save
+
+    (tmp_path / "p.png").write_bytes(b"the previous export")
+    fig = plt.figure()
+
+    def broken(path, **kwargs):
+        open(path, "wb").write(b"\x89PNG half")  # then the disk fills up
+        raise OSError("No space left on device")
+
+    fig.savefig = broken
+    with pytest.raises(OSError, match="No space"):
+        _save(fig, tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes() == b"the previous export"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # no temporary file left
+
+
 def test_spread_keeps_labels_apart_in_their_order_and_inside_the_axes():
     from sweep.annotate import spread
 
