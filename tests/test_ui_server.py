@@ -148,3 +148,17 @@ def test_a_wildcard_bind_allows_the_host_its_link_names(monkeypatch):
     assert ui_base_url("sqlite:///x.db", "0.0.0.0", 5000) == "http://box:5000"
     allowed = allowed_hosts("0.0.0.0").split(",")
     assert {"box", "box:*", "localhost:*", "127.0.0.1:*"} <= set(allowed)  # MLflow answers the printed link
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["ui", "--help"], ["dashboard", "-h"], ["export", "--help"]])
+def test_help_names_the_new_commands_and_outputs_wherever_it_is_asked(argv, capsys):
+    assert main(argv) == 0  # not Hydra's "bad override in ['--help']"
+    out = capsys.readouterr().out
+    assert "  ui " in out and "  dashboard " in out and "pareto_meeting.md" in out and "per_class" in out
+
+
+def test_make_help_names_the_new_commands_and_outputs():
+    make = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    lines = dict(line.split("\t", 1) for line in make.splitlines() if "\t" in line)
+    assert "ui" in lines and "dashboard" in lines
+    assert "pareto_meeting.md" in lines["export"] and "per_class" in lines["export"]

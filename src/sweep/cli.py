@@ -103,7 +103,7 @@ overrides people use most:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help", "help"):
+    if argv and (argv[0] == "help" or {"-h", "--help"} & set(argv)):  # `sweep ui --help` too: no Hydra error
         print(HELP, end="")
         return 0
     if not argv or argv[0] not in COMMANDS:
