@@ -119,6 +119,7 @@ def test_cpu_finetune_smoke(tmp_path):
     runner = ft.build_runner(cfg, 3, seed=0)
     assert runner.device.type == "cpu" and not runner.bf16 and not runner.packed
     stats = ft.train(runner, tokens, labels, loss, seed=0)
+    assert len(stats["loss_per_epoch"]) == cfg["epochs"]  # one loss per epoch, never a stray partial one
     assert stats["loss_per_epoch"][-1] < 0.5 * stats["loss_per_epoch"][0]
 
     out = ft.finetune_logits(texts, labels, {"val": texts[:7], "test": texts}, 3, loss, _cfg(epochs=1),

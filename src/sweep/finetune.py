@@ -473,8 +473,11 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
     rng = np.random.default_rng(seed)
     batcher = Batcher(tokens, dev)
     y_all = torch.as_tensor(np.array(labels, dtype=np.int64), device=dev)  # a copy: splits are read-only
-    first = plan_batches(tokens.lengths, cfg["batch_tokens"], runner.packed, rng)
-    total_steps = max(1, math.ceil(len(first) * epochs))
+    # every epoch's batches planned up front (packing makes their number vary), so the schedule knows the total
+    # and the history has one loss per epoch; a fractional last epoch takes that share of its batches
+    plans = [plan_batches(tokens.lengths, cfg["batch_tokens"], runner.packed, rng) for _ in range(math.ceil(epochs))]
+    plans[-1] = plans[-1][:max(1, math.ceil(len(plans[-1]) * (epochs - (len(plans) - 1))))]
+    total_steps = sum(map(len, plans))
     warmup = int(cfg["warmup_ratio"] * total_steps)
     opt = make_optimizer(model, cfg, dev)
     base = [g["lr"] for g in opt.param_groups]
@@ -490,12 +493,9 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
         fixed = -(-max(cfg["batch_tokens"], int(tokens.lengths.max())) // batcher.pad_to) * batcher.pad_to
     model.train()
     step, history, t0 = 0, [], time.perf_counter()
-    plan = first
-    while step < total_steps:
+    for plan in plans:
         epoch_loss, epoch_steps = torch.zeros((), device=dev), 0
         for idx in plan:
-            if step >= total_steps:
-                break
             for g, b in zip(opt.param_groups, base, strict=False):
                 g["lr"] = b * schedule(step)
             logits = runner.logits(batcher, idx, fixed)
@@ -511,7 +511,6 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
             if on_step is not None:
                 on_step(step, idx)
         history.append(float(epoch_loss) / max(1, epoch_steps))  # one host sync per epoch
-        plan = plan_batches(tokens.lengths, cfg["batch_tokens"], runner.packed, rng)
     return {"loss_per_epoch": history, "steps": step, "seconds": time.perf_counter() - t0}
 
 
