@@ -201,6 +201,7 @@ def test_the_meeting_files_are_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     files, text = write_meeting(front_rows, pd.DataFrame(), tmp_path / "pareto.csv")
     assert [f.read_text() for f in files][0] == text and "alpha 0.75 + post-hoc tau 0.33" in text
+    assert "hold the split fixed" in text and 'seeds=5' in text  # what the intervals do not cover, said under them
     assert "80.0 [78.0, 82.0]" in files[1].read_text()
 
 

@@ -18,6 +18,10 @@ COLUMNS = ["Model", "Kind", "Test accuracy % [95% CI]", "Test macro-F1 % [95% CI
            "Accuracy vs unweighted, points [95% CI]", "Macro-F1 vs unweighted, points [95% CI]",
            "Classes with F1 = 0", "Classes gained / lost", "Beats unweighted beyond noise?"]
 METRIC_WORDS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+INTERVALS = ("Intervals: 95% stratified bootstrap of the test examples (each class keeps its test count, so a "
+             "constant predictor such as the majority class gets a zero-width interval). They hold the split "
+             "fixed: a class with a handful of test examples can flip its F1 with one example on another split; "
+             "`make export ARGS=\"seeds=5\"` re-splits and re-fits each point to show that spread.")
 
 
 def _num(x: float) -> str:
@@ -157,7 +161,7 @@ def markdown(cells: pd.DataFrame, notes: list[str], sentences: list[str], title:
     if notes:
         lines += ["Classes gained / lost: F1 from 0 on the unweighted model to above 0, and back.", "",
                   *[f"{n}  " for n in notes], ""]
-    return "\n".join([*lines, *sentences, ""])
+    return "\n".join([*lines, *sentences, "", INTERVALS, ""])
 
 
 def write_meeting(front: pd.DataFrame, baselines: pd.DataFrame, csv_path: Path) -> tuple[list[Path], str]:

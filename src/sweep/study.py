@@ -207,7 +207,8 @@ def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tr
     log.info("study %s in %s: %d complete trials so far; MLflow parent run %s", study.study_name,
              redact(storage_location(cfg)), done, parent)
     if workers > 1:
-        rc = run_workers(workers, overrides, study, n_trials * workers)
+        total = cfg.sweep.get("total_trials")  # each worker stops once the study holds `total` complete trials
+        rc = run_workers(workers, overrides, study, max(0, int(total) - done) if total else n_trials * workers)
         finalize(study, tracker, parent, cfg)
         tracker.end_run(parent)
         if rc:
