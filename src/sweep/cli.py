@@ -89,7 +89,8 @@ commands (what each writes):
   train      one tracked run (MLflow)
   baselines  the test-split baseline table (one MLflow run with children)
   l2         choose model.head.l2 on validation (prints a table)
-  bench      harness vs naive sweep at the same converged answer (prints a table)
+  bench      harness vs naive sweep at the same converged answer (prints a table); trials=N naive_every=K
+             ideas=0 (skip the start-strategy comparison); grid=1: cost at 8/32/113 classes x 10K-58K texts
   data       fetch and split the data, print the split sizes
 
 overrides people use most:
