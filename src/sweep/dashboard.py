@@ -3,7 +3,11 @@ sweep.storage, PostgreSQL included), bound to 127.0.0.1 unless host= says otherw
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import threading
+import time
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -61,6 +65,17 @@ def dashboard_command(argv: list[str]) -> int:
     print(f"Optuna Dashboard at {base} (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
+        # requests in flight (one may write a note to the storage) get up to 5 s, then the process exits without
+        # the interpreter's shutdown, which a daemon handler thread (an API call, an error it prints) can hold up
+        deadline = time.monotonic() + 5
+        for t in threading.enumerate():
+            if t is not threading.current_thread():
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     finally:
         server.server_close()
     return 0
