@@ -105,6 +105,29 @@ def test_stopping_sweep_ui_leaves_no_server_process(sig, tmp_path):
             proc.wait()
 
 
+@pytest.mark.parametrize("command", ["ui", "dashboard"])
+def test_ctrl_c_stops_a_server_started_in_the_background(command, tmp_path):
+    """A job started with `&` or nohup inherits SIGINT as ignored: Ctrl-C (SIGINT) must still stop it."""
+    port = free_port()
+    log = tmp_path / f"{command}.log"
+    cmd = [sys.executable, "-m", "sweep", command, f"paths.root={tmp_path}", "data=synthetic", f"port={port}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops it" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Ctrl-C stops it" in log.read_text(), log.read_text()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        assert proc.returncode == 130, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_port_in_use_is_one_line_naming_the_fix(tmp_path, capsys):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -4,6 +4,7 @@ sweep.storage, PostgreSQL included), bound to 127.0.0.1 unless host= says otherw
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -63,6 +64,9 @@ def dashboard_command(argv: list[str]) -> int:
     for name, url in urls:
         print(f"study {name}, its Pareto front in Optuna Dashboard: {url}")
     print(f"Optuna Dashboard at {base} (Ctrl-C stops it)", flush=True)
+    # Ctrl-C and TERM stop it even when started in the background, where SIGINT arrives ignored (nohup, `&`)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
