@@ -3,22 +3,17 @@ sweep.storage, PostgreSQL included), bound to 127.0.0.1 unless host= says otherw
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import sys
-import threading
-import time
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 
-from sweep.config import ConfigError, load_config, split_args
+from sweep.config import load_config, split_args
 from sweep.links import browser_host
 from sweep.storage import open_storage, storage_location
 from sweep.tracking import redact
-from sweep.ui import parse_port
+from sweep.ui import parse_port, port_in_use, stop_signals
 
 DASHBOARD_PORT = 8080
 
@@ -54,8 +49,7 @@ def dashboard_command(argv: list[str]) -> int:
         server = make_server(host, port, wsgi(storage), server_class=_Server6 if ":" in host else _Server,
                              handler_class=_QuietHandler)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what holds it (another "
-                          f"`make dashboard`?) or choose another port, e.g. PORT={port + 1} make dashboard") from None
+        raise port_in_use(host, port, "dashboard", exc) from None
     base = f"http://{browser_host(host)}:{port}/dashboard"
     urls = dashboard_urls(storage, base)
     if not urls:
@@ -64,22 +58,9 @@ def dashboard_command(argv: list[str]) -> int:
     for name, url in urls:
         print(f"study {name}, its Pareto front in Optuna Dashboard: {url}")
     print(f"Optuna Dashboard at {base} (Ctrl-C stops it)", flush=True)
-    # Ctrl-C and TERM stop it even when started in the background, where SIGINT arrives ignored (nohup, `&`)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.default_int_handler)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        server.server_close()
-        # requests in flight (one may write a note to the storage) get up to 5 s, then the process exits without
-        # the interpreter's shutdown, which a daemon handler thread (an API call, an error it prints) can hold up
-        deadline = time.monotonic() + 5
-        for t in threading.enumerate():
-            if t is not threading.current_thread():
-                t.join(timeout=max(0.0, deadline - time.monotonic()))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
-    finally:
-        server.server_close()
+    with stop_signals():  # Ctrl-C stops it, even started in the background
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
     return 0

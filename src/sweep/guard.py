@@ -36,12 +36,11 @@ def stop_group(pgid: int, grace_s: float = 10.0, spare: int | None = None) -> No
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and set(group_members(pgid)) - {spare}:
         time.sleep(0.1)
-    if set(group_members(pgid)) - {spare}:
-        for pid in set(group_members(pgid)) - {spare}:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    for pid in set(group_members(pgid)) - {spare}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def main(argv: list[str]) -> int:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import optuna
 from omegaconf import DictConfig
@@ -56,8 +57,12 @@ def check_port(host: str, port: int, command: str) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what holds it (another `make "
-                              f"{command}`?) or choose another port, e.g. PORT={port + 1} make {command}") from None
+            raise port_in_use(host, port, command, exc) from None
+
+
+def port_in_use(host: str, port: int, command: str, exc: OSError) -> ConfigError:
+    return ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what holds it (another `make "
+                       f"{command}`?) or choose another port, e.g. PORT={port + 1} make {command}")
 
 
 def study_links(cfg: DictConfig, name: str | None = None, base_url: str | None = None) -> list[tuple[str, str]]:
@@ -103,6 +108,18 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+@contextmanager
+def stop_signals():
+    """Inside, Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt, even in a shell's background job (which starts
+    with SIGINT ignored, so Python would raise nothing); the previous handlers come back on the way out."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def serve(cmd: list[str], env: dict[str, str], url: str, what: str) -> int:
     """Run cmd under sweep.guard in a new session; stop its whole group however this process ends. The guard
     watches a pipe whose only writer is this process: when we die, even by SIGKILL, the guard stops the group."""
@@ -110,21 +127,18 @@ def serve(cmd: list[str], env: dict[str, str], url: str, what: str) -> int:
     proc = subprocess.Popen([sys.executable, "-m", "sweep.guard", *cmd], stdin=read_end, env=env,
                             start_new_session=True)
     os.close(read_end)
-    # SIGINT too: a shell's background job starts with it ignored, and Python then raises no KeyboardInterrupt
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        wait_healthy(url, proc)
-        print(f"{what} at {url} (Ctrl-C stops it)", flush=True)
-        return proc.wait()
-    finally:
-        stop_group(proc.pid)
+    with stop_signals():
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        os.close(write_end)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            wait_healthy(url, proc)
+            print(f"{what} at {url} (Ctrl-C stops it)", flush=True)
+            return proc.wait()
+        finally:
+            stop_group(proc.pid)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+            os.close(write_end)
 
 
 def ui_command(argv: list[str]) -> int:
