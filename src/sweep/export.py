@@ -11,13 +11,13 @@ import optuna
 import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
-from sweep.links import study_link
+from sweep.links import link_or_reason
 from sweep.meeting import LABELS, meeting_rows, most_changed, per_class_table, write_meeting
 from sweep.metrics import COMPARED, evaluate, per_class_f1
 from sweep.pareto import plot_front, plot_per_class, reference_trial
 from sweep.storage import load_study, running_warning
 from sweep.table import load_predictions, scored_tables, write_atomic
-from sweep.tracking import TrackingError, open_client
+from sweep.tracking import open_client
 
 
 def statements(table: pd.DataFrame) -> list[str]:
@@ -168,11 +168,7 @@ def export_command(argv: list[str]) -> None:
         print(line)
     print(f"\nfor the meeting: {meeting[0]} (and {meeting[1].name})\n")
     print(meeting_md)
-    try:
-        link = study_link(cfg, study)
-    except (ConfigError, TrackingError) as exc:  # the export is written: a missing link is no reason to fail it
-        link = f"(no link: {exc})"
-    print(f"the front in MLflow (make ui, then open): {link}")
+    print(f"the front in MLflow (make ui, then open): {link_or_reason(cfg, study)}")
     warning = running_warning(study)  # last, where it is seen: the table above may already be out of date
     if warning:
         print(warning, file=sys.stderr)

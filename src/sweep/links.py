@@ -95,3 +95,12 @@ def study_link(cfg: DictConfig, study: optuna.Study, base_url: str | None = None
     if save_view(uri, experiment, view_key(name), f"Pareto front: {name}", view):
         return runs_view_url(experiment, base, view_key=view_key(name))
     return runs_view_url(experiment, base, search_filter=view["searchFilter"])
+
+
+def link_or_reason(cfg: DictConfig, study: optuna.Study, base_url: str | None = None) -> str:
+    """study_link, or "(no link: <why>)": printed after a sweep or an export whose work is done, where a missing
+    link is no reason to fail."""
+    try:
+        return study_link(cfg, study, base_url)
+    except (ConfigError, TrackingError) as exc:
+        return f"(no link: {exc})"

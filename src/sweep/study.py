@@ -22,7 +22,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
-from sweep.links import PARENT_ATTR, study_link
+from sweep.links import PARENT_ATTR, link_or_reason
 from sweep.objective import OBJECTIVES, Objective, check_space, raise_interrupt, search_space
 from sweep.pareto import baseline_points, converged, front, plot_front, sync_pareto_tags
 from sweep.storage import fail_stale_trials, open_storage, storage_location
@@ -271,8 +271,5 @@ def _report(study: optuna.Study, cfg: DictConfig) -> None:
     for t in best:
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}  {params}")
-    try:
-        link = study_link(cfg, study)
-    except (ConfigError, TrackingError) as exc:  # the sweep is done: a missing link is no reason to fail it
-        link = f"(no link: {exc})"
-    print(f"the front in MLflow (make ui, then open): {link}\nOptuna Dashboard: make dashboard; the table: make export")
+    print(f"the front in MLflow (make ui, then open): {link_or_reason(cfg, study)}")
+    print("Optuna Dashboard: make dashboard; the table: make export")

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from sweep.config import ConfigError, load_config, split_args
 from sweep.guard import stop_group
-from sweep.links import UI_HOST, UI_PORT, browser_host, study_link, ui_base_url
+from sweep.links import UI_HOST, UI_PORT, browser_host, link_or_reason, ui_base_url
 from sweep.storage import open_storage, storage_location
 from sweep.tracking import TrackingError, redact, sqlalchemy_url
 
@@ -71,13 +71,8 @@ def study_links(cfg: DictConfig, name: str | None = None, base_url: str | None =
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if name is not None and name not in names:
         raise ConfigError(f"no study named {name!r} in the storage; it has: {', '.join(names[:10]) or 'none'}")
-    out = []
-    for n in [name] if name else names:
-        try:
-            out.append((n, study_link(cfg, optuna.load_study(study_name=n, storage=storage), base_url)))
-        except (ConfigError, TrackingError) as exc:
-            out.append((n, f"(no link: {exc})"))
-    return out
+    return [(n, link_or_reason(cfg, optuna.load_study(study_name=n, storage=storage), base_url))
+            for n in ([name] if name else names)]
 
 
 def print_links(links: list[tuple[str, str]], cfg: DictConfig) -> None:
