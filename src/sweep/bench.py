@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import resource
 import statistics
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from sweep.bench_cost import grid_command, timed_sweep
 from sweep.config import load_config
 from sweep.data import load_splits
 from sweep.losses import class_weights, log_prior, posthoc_predict
@@ -108,42 +108,20 @@ def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tup
 
 
 def bench_command(argv: list[str]) -> None:
-    from sweep.cli import main as cli_main
-    from sweep.features import _MEMORY, featurize
-    from sweep.storage import open_storage
-
     opts, overrides = _args(argv)
     if opts["grid"]:
-        from sweep.bench_cost import grid_command
-
         return grid_command(overrides, opts["trials"] if opts["trials"] != 50 else 6)
     base = load_config(overrides)
     if base.model.name != "tfidf_linear":
         raise SystemExit("make bench compares the tfidf_linear head with scikit-learn: use model=tfidf_linear")
     data_dir = base.paths.data_dir  # share the downloaded data; everything else goes to a temp root
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        common = [*overrides, f"paths.root={root}", f"paths.data_dir={data_dir}", f"paths.cache_dir={root}/cache"]
-        cfg = load_config(common)
-        splits = load_splits(cfg.data, cfg.paths.data_dir)
-        _MEMORY.clear()
-        start = time.perf_counter()
-        featurize(splits, cfg.model, cfg.paths.cache_dir)
-        feat_s = time.perf_counter() - start
-
-        start = time.perf_counter()
-        rc = cli_main(["sweep", *common, f"sweep.n_trials={opts['trials']}", "sweep.study_name=bench",
-                       "sweep.progress=false"])
-        sweep_wall = time.perf_counter() - start
-        if rc:
-            raise RuntimeError("the benchmark sweep failed: see the error above")
-        study = optuna.load_study(study_name="bench", storage=open_storage(cfg))
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    with timed_sweep(overrides, data_dir, opts["trials"], "bench") as run:
+        cfg, splits, feat_s, sweep_wall, done = run.cfg, run.splits, run.featurize_s, run.wall_s, run.done
         fast = [_seconds(t) for t in done]
         unconverged = sum(t.user_attrs.get("fit_converged") is False for t in done)
         trained = [t for t in done if t.user_attrs.get("logits_cache") == "trained"]
         picked = done[:: opts["naive_every"]]
-        naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], root)
+        naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], run.root)
         ideas = (warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
                  if opts["ideas"] > 1 else {})  # ideas=0 skips it (at 113 classes a cold fit takes minutes)
     diffs = np.abs(np.array([t.values for t in picked]) - np.array([r["values"] for r in naive]))

@@ -1,4 +1,5 @@
-"""`make bench ARGS="grid=1"`: how a sweep's cost grows with classes and texts, so a user can predict it.
+"""`make bench ARGS="grid=1"`: how a sweep's cost grows with classes and texts, so a user can predict it; and
+the timed harness sweep in a fresh root that both benchmarks run (timed_sweep).
 
 For each (classes, texts) cell of the Zipf scale fixture: first-run featurization, then a short harness sweep
 (converged fits, fresh stores); prints the cold fit, the median warm fit and the median seconds per trial.
@@ -10,25 +11,44 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from omegaconf import DictConfig
+from optuna.trial import FrozenTrial
 
 from sweep.config import load_config
-from sweep.data import load_splits
+from sweep.data import Splits, load_splits
 
 CLASSES = (8, 32, 113)
 TEXTS = (10_000, 30_000, 58_000)
 
 
-def _cell(overrides: list[str], data_dir: str, classes: int, texts: int, trials: int) -> dict:
+@dataclass
+class TimedSweep:
+    root: Path  # the temporary root: stores and caches, gone when the with-block ends
+    cfg: DictConfig
+    splits: Splits
+    n_features: int
+    featurize_s: float  # first-run featurization, no cache
+    wall_s: float  # the harness sweep, start-up and final plot / CSV included
+    done: list[FrozenTrial]  # its complete trials
+
+
+@contextmanager
+def timed_sweep(overrides: list[str], data_dir: str, trials: int, what: str) -> Iterator[TimedSweep]:
+    """In a fresh temporary root (the data directory shared): time the first-run featurization, then a harness
+    sweep of `trials` trials (study "bench", fresh Optuna journal and MLflow store)."""
     from sweep.cli import main as cli_main
     from sweep.features import _MEMORY, featurize
     from sweep.storage import open_storage
 
     with tempfile.TemporaryDirectory() as tmp:
-        common = [*overrides, "data=synthetic", f"data.n_classes={classes}", f"data.n={texts}",
-                  f"paths.root={tmp}", f"paths.data_dir={data_dir}", f"paths.cache_dir={tmp}/cache"]
+        root = Path(tmp)
+        common = [*overrides, f"paths.root={root}", f"paths.data_dir={data_dir}", f"paths.cache_dir={root}/cache"]
         cfg = load_config(common)
         splits = load_splits(cfg.data, cfg.paths.data_dir)
         _MEMORY.clear()
@@ -36,19 +56,26 @@ def _cell(overrides: list[str], data_dir: str, classes: int, texts: int, trials:
         feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
         feat_s = time.perf_counter() - start
         start = time.perf_counter()
-        if cli_main(["sweep", *common, f"sweep.n_trials={trials}", "sweep.study_name=cost", "sweep.progress=false"]):
-            raise RuntimeError(f"the sweep at {classes} classes x {texts} texts failed: see the error above")
+        if cli_main(["sweep", *common, f"sweep.n_trials={trials}", "sweep.study_name=bench", "sweep.progress=false"]):
+            raise RuntimeError(f"the benchmark sweep {what} failed: see the error above")
         wall = time.perf_counter() - start
-        study = optuna.load_study(study_name="cost", storage=open_storage(cfg))
+        study = optuna.load_study(study_name="bench", storage=open_storage(cfg))
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        yield TimedSweep(root, cfg, splits, feats["train"].shape[1], feat_s, wall, done)
+
+
+def _cell(overrides: list[str], data_dir: str, classes: int, texts: int, trials: int) -> dict:
+    cell = [*overrides, "data=synthetic", f"data.n_classes={classes}", f"data.n={texts}"]
+    with timed_sweep(cell, data_dir, trials, f"at {classes} classes x {texts} texts") as run:
+        done = run.done
     fits = [t.user_attrs["metrics"] for t in done if t.user_attrs.get("logits_cache") == "trained"]
     warm = [f["fit_seconds"] for f in fits[1:]]
-    return {"classes": classes, "texts": texts, "features": feats["train"].shape[1], "featurize_s": feat_s,
+    return {"classes": classes, "texts": texts, "features": run.n_features, "featurize_s": run.featurize_s,
             "cold_s": fits[0]["fit_seconds"], "cold_it": int(fits[0]["fit_iterations"]),
             "warm_s": statistics.median(warm) if warm else float("nan"),
             "warm_it": statistics.median(f["fit_iterations"] for f in fits[1:]) if warm else float("nan"),
             "trial_s": statistics.median((t.datetime_complete - t.datetime_start).total_seconds() for t in done),
-            "wall_s": wall, "unconverged": sum(f.get("fit_converged") == 0 for f in fits), "trials": len(done)}
+            "wall_s": run.wall_s, "unconverged": sum(f.get("fit_converged") == 0 for f in fits), "trials": len(done)}
 
 
 def cost_grid(overrides: list[str], data_dir: str, trials: int) -> list[dict]:
