@@ -55,7 +55,7 @@ bench: $(STAMP)             ## harness vs naive sweep at the same converged answ
 	$(PY) -m sweep bench $(ARGS)
 
 bench-gpu: $(STAMP)         ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
-	$(PY) -m sweep.bench_gpu $(ARGS)
+	$(PY) -m sweep.bench.gpu $(ARGS)
 
 test: $(STAMP)              ## what CI runs
 	$(PY) -m pytest -q $(ARGS)

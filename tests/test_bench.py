@@ -2,7 +2,7 @@
 
 import math
 
-from sweep.bench_cost import _cell
+from sweep.bench.cost import _cell
 
 
 def test_cost_cell_reports_the_sweeps_own_fits(tmp_path):

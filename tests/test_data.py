@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sweep.data import DataError, make_splits
-from sweep.sources import read_table
+from sweep.data.sources import read_table
+from sweep.data.splits import DataError, make_splits
 
 CFG = OmegaConf.create({"val_fraction": 0.2, "test_fraction": 0.2, "min_class_count": 0, "small_classes": "drop"})
 
@@ -93,7 +93,7 @@ def test_csv_problems_are_one_line_errors(tmp_path: Path):
 def test_official_cfpb_export_layout(tmp_path: Path):
     """data=cfpb_csv reads the CFPB export's columns, drops rows without narrative, picks the label field."""
     from sweep.config import load_config
-    from sweep.data import load_splits
+    from sweep.data.splits import load_splits
 
     rng = np.random.default_rng(0)
     issues = [f"Issue {i}" for i in range(12)]
@@ -138,7 +138,7 @@ def test_one_class_after_cleaning_or_small_class_handling_is_an_error():
 
 
 def test_small_eval_splits_warn_with_counts(caplog):
-    with caplog.at_level(logging.WARNING, logger="sweep.data"):
+    with caplog.at_level(logging.WARNING, logger="sweep.data.splits"):
         s = make_splits(frame({"a": 200, "b": 60, "c": 12}), None, CFG)
     counts = np.bincount(s.labels["val"], minlength=3)
     assert counts[2] < 5 <= counts[:2].min()
@@ -168,7 +168,7 @@ def test_a_class_left_out_of_a_split_by_stratification_gets_one_row():
 
 def test_default_synthetic_data_passes_the_checks(tmp_path: Path):
     from sweep.config import load_config
-    from sweep.data import load_splits
+    from sweep.data.splits import load_splits
 
     cfg = load_config([f"paths.root={tmp_path}", "data=synthetic"])
     s = load_splits(cfg.data, cfg.paths.data_dir)
@@ -177,10 +177,10 @@ def test_default_synthetic_data_passes_the_checks(tmp_path: Path):
 
 def test_cfpb_sample_passes_the_checks(sample_dir: Path, caplog):
     from sweep.config import load_config
-    from sweep.data import load_splits
+    from sweep.data.splits import load_splits
 
     cfg = load_config([f"paths.root={sample_dir}"])
-    with caplog.at_level(logging.WARNING, logger="sweep.data"):
+    with caplog.at_level(logging.WARNING, logger="sweep.data.splits"):
         s = load_splits(cfg.data, cfg.paths.data_dir, seed=12345)  # another seed: not the session's cached one
     assert s.num_classes == 8 and s.info["dropped"]["test_in_train"] == 2
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -194,7 +194,7 @@ def test_dropped_rows_are_counted_by_reason(caplog):
     test.loc[3, "text"] = pool.loc[10, "text"]  # also in training
     test.loc[4, "text"] = test.loc[5, "text"]  # duplicate within test
     cfg = OmegaConf.merge(CFG, {"drop_missing_labels": True, "min_class_count": 3, "small_classes": "drop"})
-    with caplog.at_level(logging.INFO, logger="sweep.data"):
+    with caplog.at_level(logging.INFO, logger="sweep.data.splits"):
         s = make_splits(pool, test, cfg)
     dropped = s.info["dropped"]
     assert dropped == {"missing_label": 1, "missing_text": 2, "duplicate_text": 9 + 1, "test_in_train": 1,
@@ -216,9 +216,9 @@ def test_directory_or_unreadable_path_is_one_line(tmp_path: Path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    import sweep.sources
+    import sweep.data.sources
 
-    monkeypatch.setattr(sweep.sources, "open", refuse, raising=False)
+    monkeypatch.setattr(sweep.data.sources, "open", refuse, raising=False)
     with pytest.raises(DataError, match=r"cannot read .*locked.csv \(Permission denied\): check its permissions"):
         read_table(locked, "text", "label")
 
@@ -252,7 +252,7 @@ def csv_overrides(tmp_path: Path, *extra: str) -> list[str]:
 
 def load(overrides: list[str]):
     from sweep.config import load_config
-    from sweep.data import load_splits
+    from sweep.data.splits import load_splits
 
     cfg = load_config(overrides)
     return load_splits(cfg.data, cfg.paths.data_dir)

@@ -16,17 +16,13 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from sweep import features
-from sweep import finetune as ft
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.data import load_splits
-from sweep.encoders import resolve_pretrained
-
-try:
-    from sweep.storage import open_storage
-except ImportError:  # before the storage module was split off study.py
-    from sweep.study import open_storage
+from sweep.data import features
+from sweep.data.encoders import resolve_pretrained
+from sweep.data.splits import load_splits
+from sweep.models import finetune as ft
+from sweep.search.storage import open_storage
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 

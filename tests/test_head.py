@@ -8,9 +8,9 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
-from sweep.head import WarmStarts, fit_head
-from sweep.losses import LossSpec, class_weights, log_prior
-from sweep.metrics import evaluate
+from sweep.models.head import WarmStarts, fit_head
+from sweep.models.losses import LossSpec, class_weights, log_prior
+from sweep.models.metrics import evaluate
 
 
 def problem(n: int = 3000, d: int = 300, c: int = 6, seed: int = 0):
@@ -115,7 +115,7 @@ def test_l2_must_be_positive(l2):
 def test_make_l2_prints_the_path_and_picks_the_lowest_validation_log_loss(synthetic, capsys):
     from sweep.cli import main
     from sweep.config import load_config
-    from sweep.select_l2 import best_l2, l2_path
+    from sweep.models.select_l2 import best_l2, l2_path
 
     table = l2_path(load_config(synthetic), grid=(1e-4, 1e-3, 1e-2))
     assert list(table["l2"]) == [1e-4, 1e-3, 1e-2] and table["converged"].all()

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from sweep.config import load_config
-from sweep.storage import open_storage
+from sweep.search.storage import open_storage
 
 # big enough that one trial takes a few seconds on 2 cores: the signal lands mid-trial
 SLOW = ["data.n_max=6000", "data.ratio=30", "model.head.max_iter=400", "model.head.l2=1e-9"]

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sweep.losses import LossSpec, class_weights, log_prior, posthoc_predict
+from sweep.models.losses import LossSpec, class_weights, log_prior, posthoc_predict
 
 COUNTS = np.array([100, 25, 4])
 

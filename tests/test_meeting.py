@@ -13,9 +13,9 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.meeting import beaten_sentences, label, meeting_table, most_changed, verdict, write_meeting
-from sweep.pareto import baseline_points, front
-from sweep.storage import open_storage
+from sweep.report.meeting import beaten_sentences, label, meeting_table, most_changed, verdict, write_meeting
+from sweep.search.pareto import baseline_points, front
+from sweep.search.storage import open_storage
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import f1_score
 
-from sweep.metrics import evaluate
+from sweep.models.metrics import evaluate
 
 
 def test_micro_f1_equals_accuracy_on_single_label_data():

@@ -6,8 +6,8 @@ import pytest
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.pareto import front
-from sweep.storage import open_storage
+from sweep.search.pareto import front
+from sweep.search.storage import open_storage
 
 
 @pytest.mark.parametrize(("argument", "says"), [

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.storage import open_storage
+from sweep.search.storage import open_storage
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
@@ -124,10 +124,10 @@ def test_sweep_config_errors_are_one_line(synthetic, capsys):
 def test_a_capped_fit_is_tagged_and_kept_off_the_front(synthetic, root):
     # max_iter 1 cannot converge from afar; 3000 does: random sampling draws both. Forget the solutions that
     # earlier tests fitted in this process, so that the first fits start cold whatever ran before.
-    import sweep.train
+    import sweep.models.train
 
-    sweep.train._WARM.solutions.clear()
-    sweep.train._LOGITS.clear()
+    sweep.models.train._WARM.solutions.clear()
+    sweep.models.train._LOGITS.clear()
     args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=capped", "sweep.sampler=random",
             "++sweep.params.model.head.max_iter='choice(1,3000)'", "sweep.baselines=null"]
     assert main(["sweep", *args]) == 0
@@ -138,7 +138,7 @@ def test_a_capped_fit_is_tagged_and_kept_off_the_front(synthetic, root):
     capped = {t.number for t in study.trials if t.user_attrs["fit_converged"] is False}
     assert capped and capped <= one_iteration
     assert all(study.trials[n].user_attrs["fit_grad_max"] > 1e-6 for n in capped)
-    from sweep.pareto import front
+    from sweep.search.pareto import front
 
     on_front = {t.number for t in front(study)}
     assert on_front and not on_front & capped
@@ -169,12 +169,12 @@ def test_resuming_a_study_on_other_data_or_settings_is_a_one_line_error(syntheti
 
 
 def test_the_parent_run_never_stays_running_after_a_crash(synthetic, root, monkeypatch):
-    import sweep.study
+    import sweep.search.study
 
     def crash(*a, **k):
         raise RuntimeError("disk full while writing the plot")
 
-    monkeypatch.setattr(sweep.study, "finalize", crash)
+    monkeypatch.setattr(sweep.search.study, "finalize", crash)
     args = [*synthetic, "sweep.n_trials=1", "sweep.study_name=crash"]
     try:
         main(["sweep", *args])

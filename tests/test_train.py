@@ -7,9 +7,9 @@ from mlflow import MlflowClient
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.head import fit_head
-from sweep.losses import LossSpec
-from sweep.train import run
+from sweep.models.head import fit_head
+from sweep.models.losses import LossSpec
+from sweep.models.train import run
 
 
 def test_train_logs_config_metrics_and_per_class_table(synthetic, root, capsys):

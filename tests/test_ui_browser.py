@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.storage import open_storage
+from sweep.search.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

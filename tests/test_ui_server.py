@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from sweep.cli import main
-from sweep.links import front_view, runs_view_url, ui_base_url, view_key
-from sweep.ui import allowed_hosts
+from sweep.report.links import front_view, runs_view_url, ui_base_url, view_key
+from sweep.serve.ui import allowed_hosts
 
 REPO = Path(__file__).resolve().parents[1]
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
@@ -165,9 +165,9 @@ def test_links_open_the_runs_view_on_a_saved_view(monkeypatch):
 
 
 def test_a_wildcard_bind_allows_the_host_its_link_names(monkeypatch):
-    import sweep.links
+    import sweep.report.links
 
-    monkeypatch.setattr(sweep.links.socket, "gethostname", lambda: "box")
+    monkeypatch.setattr(sweep.report.links.socket, "gethostname", lambda: "box")
     assert ui_base_url("sqlite:///x.db", "0.0.0.0", 5000) == "http://box:5000"
     allowed = allowed_hosts("0.0.0.0").split(",")
     assert {"box", "box:*", "localhost:*", "127.0.0.1:*"} <= set(allowed)  # MLflow answers the printed link

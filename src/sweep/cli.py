@@ -9,7 +9,8 @@ import sys
 import time
 
 COMMANDS = ("train", "baselines", "sweep", "export", "pick", "ui", "dashboard", "bench", "data", "l2")
-MODULES = {"sweep": "study", "l2": "select_l2"}  # command -> module, where they differ
+MODULES = {"sweep": "search.study", "export": "report.export", "pick": "report.pick", "ui": "serve.ui",
+           "dashboard": "serve.dashboard", "bench": "bench.bench", "l2": "models.select_l2"}  # command -> module
 
 
 def _setup_logging() -> None:
@@ -27,8 +28,8 @@ def _setup_logging() -> None:
 
 def train_command(overrides: list[str]) -> None:
     from sweep.config import load_config
+    from sweep.models.train import run
     from sweep.tracking import Tracker, log_result
-    from sweep.train import run
 
     cfg = load_config(overrides)
     tracker = Tracker(cfg.tracking)  # an unusable store fails here, before any training
@@ -50,8 +51,8 @@ def train_command(overrides: list[str]) -> None:
 
 
 def baselines_command(overrides: list[str]) -> None:
-    from sweep.baselines import baselines
     from sweep.config import load_config
+    from sweep.models.baselines import baselines
     from sweep.tracking import Tracker, flat_params, log_result
 
     cfg = load_config(overrides)
@@ -114,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     command, rest = argv[0], argv[1:]
     from sweep.config import ConfigError
-    from sweep.data import DataError
-    from sweep.encoders import EncoderError
+    from sweep.data.encoders import EncoderError
+    from sweep.data.splits import DataError
     from sweep.tracking import TrackingError, redact
 
     start = time.perf_counter()
@@ -127,13 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             baselines_command(rest)
         elif command == "data":
             from sweep.config import load_config
-            from sweep.data import load_splits
+            from sweep.data.splits import load_splits
 
             cfg = load_config(rest)
             splits = load_splits(cfg.data, cfg.paths.data_dir)
             print(f"{cfg.data.name}: {splits.info}, {splits.num_classes} classes, fingerprint {splits.fingerprint}")
         else:
-            module = __import__(f"sweep.{MODULES.get(command, command)}", fromlist=["main"])
+            module = __import__(f"sweep.{MODULES[command]}", fromlist=["main"])
             returned = getattr(module, f"{command}_command")(rest)
             if command == "pick":  # 1: no Pareto point meets the constraint, so that scripts can tell
                 code = int(returned or 0)

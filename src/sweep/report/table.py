@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from sweep.metrics import (
+from sweep.models.metrics import (
     COMPARED,
     bootstrap,
     comparisons,
@@ -24,7 +24,7 @@ from sweep.metrics import (
     per_class_f1,
     point_scores,
 )
-from sweep.pareto import baseline_points, front, reference_trial
+from sweep.search.pareto import baseline_points, front, reference_trial
 
 log = logging.getLogger(__name__)
 MAJORITY = "majority_class"  # the baseline every study has: computed here, not a trial

@@ -12,11 +12,11 @@ from omegaconf import DictConfig
 from scipy.special import log_softmax
 
 from sweep.config import ConfigError, load_config
-from sweep.data import load_splits
-from sweep.features import featurize
-from sweep.head import fit_head
-from sweep.losses import LossSpec, log_prior
-from sweep.metrics import evaluate
+from sweep.data.features import featurize
+from sweep.data.splits import load_splits
+from sweep.models.head import fit_head
+from sweep.models.losses import LossSpec, log_prior
+from sweep.models.metrics import evaluate
 
 GRID = tuple(10.0 ** np.arange(-7, -2.99, 0.5))  # 1e-7 ... 1e-3, half decades
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sweep.metrics import per_class_f1
-from sweep.table import write_atomic
+from sweep.models.metrics import per_class_f1
+from sweep.report.table import write_atomic
 
 LABELS = {"majority_class": "majority class", "unweighted": "unweighted", "sqrt_inverse": "sqrt-inverse weights",
           "posthoc_tau_1": "post-hoc tau 1"}

@@ -1,7 +1,7 @@
 """GPU fine-tuning benchmark (issue 4): HF Trainer reference vs the harness's packed bf16 path, in one process.
 
-    PYTHONPATH=src python -m sweep.bench_gpu            # on a CUDA machine; prints the final table last
-    PYTHONPATH=src python -m sweep.bench_gpu --quick    # tiny CPU dry run of every code path
+    PYTHONPATH=src python -m sweep.bench.gpu            # on a CUDA machine; prints the final table last
+    PYTHONPATH=src python -m sweep.bench.gpu --quick    # tiny CPU dry run of every code path
 
 Measures: a big bf16 matmul (the peak), Trainer (fp32, bf16, bf16 + group_by_length, batch 32) and harness
 variants for a ModernBERT-base-shaped encoder (random init from ModernBertConfig defaults) and MiniLM-L6
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sweep import finetune as ft
-from sweep.losses import LossSpec, class_weights, log_prior
+from sweep.models import finetune as ft
+from sweep.models.losses import LossSpec, class_weights, log_prior
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CARRY = ROOT / ".carry"
 NUM_LABELS = 113
 ROWS: list[dict] = []
@@ -250,7 +250,7 @@ def real_minilm(pretrained: str, quick: bool) -> dict:
     from sklearn.metrics import f1_score
     from sklearn.model_selection import train_test_split
 
-    from sweep.encoders import embed_texts
+    from sweep.data.encoders import embed_texts
 
     csv = next((p for p in (CARRY / "cfpb" / "train.csv.gz", ROOT / "data" / "cfpb" / "train.csv",
                             ROOT / "data" / "raw" / "cfpb_sample" / "train.csv") if p.exists()), None)
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_table(results: dict) -> None:
     peak = results["peak_tflops"]
-    lines = [f"\n== sweep.bench_gpu on {results['device']} (bf16 matmul peak measured: {peak:.0f} TFLOP/s) =="]
+    lines = [f"\n== sweep.bench.gpu on {results['device']} (bf16 matmul peak measured: {peak:.0f} TFLOP/s) =="]
     hdr = (f"{'model':<16}{'path':<40}{'seq/s':>9}{'tok/s':>11}{'TFLOP/s':>9}{'%peak':>7}{'GiB':>7}"
            f"{'x bf16 Trainer':>16}")
     lines.append(hdr)

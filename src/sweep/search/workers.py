@@ -12,7 +12,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from sweep.pareto import front
+from sweep.search.pareto import front
 
 MANAGED_ENV = "SWEEP_MANAGED_WORKER"  # set for workers started by run_workers: the launcher finalizes
 SECRET_ENV = {"sweep.storage": "SWEEP_STORAGE", "tracking.tracking_uri": "MLFLOW_TRACKING_URI"}

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweep.encoders import load_error_hint, resolve_pretrained
-from sweep.losses import LossSpec
+from sweep.data.encoders import load_error_hint, resolve_pretrained
+from sweep.models.losses import LossSpec
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna
 
 from sweep.config import load_config, split_args
-from sweep.links import browser_host
-from sweep.storage import open_storage, storage_location
+from sweep.report.links import browser_host
+from sweep.search.storage import open_storage, storage_location
+from sweep.serve.ui import parse_port, port_in_use, stop_signals
 from sweep.tracking import redact
-from sweep.ui import parse_port, port_in_use, stop_signals
 
 DASHBOARD_PORT = 8080
 

@@ -14,7 +14,7 @@ import optuna
 from omegaconf import DictConfig
 
 from sweep.config import ConfigError
-from sweep.objective import OBJECTIVES
+from sweep.search.objective import OBJECTIVES
 from sweep.tracking import TrackingError, redact, run_experiment, save_view
 
 FRONT_FILTER = 'tags.pareto = "true"'

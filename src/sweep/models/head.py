@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sweep.losses import LossSpec
+from sweep.models.losses import LossSpec
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """`make ui`: print the link to each study's Pareto front, then serve the project's MLflow store with `mlflow server`
-in its own process group (sweep.guard), stopped as a whole on Ctrl-C, SIGTERM, SIGHUP or this process's death."""
+in its own process group (serve/guard.py), stopped as a whole on Ctrl-C, SIGTERM, SIGHUP or this process's death."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import optuna
 from omegaconf import DictConfig
 
 from sweep.config import ConfigError, load_config, split_args
-from sweep.guard import stop_group
-from sweep.links import UI_HOST, UI_PORT, browser_host, link_or_reason, ui_base_url
-from sweep.storage import open_storage, storage_location
+from sweep.report.links import UI_HOST, UI_PORT, browser_host, link_or_reason, ui_base_url
+from sweep.search.storage import open_storage, storage_location
+from sweep.serve.guard import stop_group
 from sweep.tracking import TrackingError, redact, sqlalchemy_url
 
 
@@ -116,10 +116,10 @@ def stop_signals():
 
 
 def serve(cmd: list[str], env: dict[str, str], url: str, what: str) -> int:
-    """Run cmd under sweep.guard in a new session; stop its whole group however this process ends. The guard
+    """Run cmd under sweep.serve.guard in a new session; stop its whole group however this process ends. The guard
     watches a pipe whose only writer is this process: when we die, even by SIGKILL, the guard stops the group."""
     read_end, write_end = os.pipe()  # not inherited by other children (PEP 446)
-    proc = subprocess.Popen([sys.executable, "-m", "sweep.guard", *cmd], stdin=read_end, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "sweep.serve.guard", *cmd], stdin=read_end, env=env,
                             start_new_session=True)
     os.close(read_end)
     with stop_signals():

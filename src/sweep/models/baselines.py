@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.data import Splits, load_splits
-from sweep.metrics import evaluate
-from sweep.train import run
+from sweep.data.splits import Splits, load_splits
+from sweep.models.metrics import evaluate
+from sweep.models.train import run
 
 COLUMNS = ["accuracy", "macro_f1", "balanced_accuracy", "zero_f1_classes"]
 VARIANTS = {  # name -> overrides of the configured model
@@ -29,7 +29,7 @@ def tfidf_logreg(splits: Splits, cfg: DictConfig) -> dict[str, dict]:
     """scikit-learn's LogisticRegression on the same cached TF-IDF features as model=tfidf_linear."""
     from sklearn.linear_model import LogisticRegression
 
-    from sweep.features import featurize
+    from sweep.data.features import featurize
 
     model_cfg = OmegaConf.create({"features": "tfidf", "tfidf": {"max_features": 50000, "ngram_max": 2,
                                                                   "min_df": 2, "sublinear_tf": True}})

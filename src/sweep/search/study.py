@@ -22,13 +22,13 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
-from sweep.links import PARENT_ATTR, link_or_reason
-from sweep.objective import OBJECTIVES, Objective, check_space, raise_interrupt, search_space
-from sweep.pareto import baseline_points, converged, front, plot_front, sync_pareto_tags
-from sweep.storage import fail_stale_trials, open_storage, storage_location
-from sweep.table import front_table
+from sweep.report.links import PARENT_ATTR, link_or_reason
+from sweep.report.table import front_table
+from sweep.search.objective import OBJECTIVES, Objective, check_space, raise_interrupt, search_space
+from sweep.search.pareto import baseline_points, converged, front, plot_front, sync_pareto_tags
+from sweep.search.storage import fail_stale_trials, open_storage, storage_location
+from sweep.search.workers import MANAGED_ENV, run_workers
 from sweep.tracking import Tracker, TrackingError, flat_params, redact
-from sweep.workers import MANAGED_ENV, run_workers
 
 log = logging.getLogger(__name__)
 IDENTITY_ATTR = "identity"
@@ -81,12 +81,12 @@ def reconcile(study: optuna.Study, tracker: Tracker) -> int:
 
 def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig) -> Path | None:
     """Parent-run artifacts: the Pareto CSV and plot, the tags synced to the final front."""
-    from sweep.data import load_splits
+    from sweep.data.splits import load_splits
 
     sync_pareto_tags(study, tracker)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
-    from sweep.baselines import majority
+    from sweep.models.baselines import majority
 
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
     maj = majority(splits)["val"]
@@ -177,7 +177,7 @@ def sweep_command(argv: list[str]) -> None:
     make_sampler(cfg.sweep.sampler, 0)  # an unknown sampler fails before anything is opened
     storage = open_storage(cfg)
     tracker = Tracker(cfg.tracking)
-    from sweep.data import load_splits
+    from sweep.data.splits import load_splits
 
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))  # data errors before any trial
     name = str(cfg.sweep.study_name)

@@ -11,12 +11,12 @@ import optuna
 import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
-from sweep.links import link_or_reason
-from sweep.meeting import LABELS, meeting_rows, most_changed, per_class_table, write_meeting
-from sweep.metrics import COMPARED, evaluate, per_class_f1
-from sweep.pareto import plot_front, plot_per_class, reference_trial
-from sweep.storage import load_study, running_warning
-from sweep.table import load_predictions, scored_tables, write_atomic
+from sweep.models.metrics import COMPARED, evaluate, per_class_f1
+from sweep.report.links import link_or_reason
+from sweep.report.meeting import LABELS, meeting_rows, most_changed, per_class_table, write_meeting
+from sweep.report.table import load_predictions, scored_tables, write_atomic
+from sweep.search.pareto import plot_front, plot_per_class, reference_trial
+from sweep.search.storage import load_study, running_warning
 from sweep.tracking import open_client
 
 
@@ -198,7 +198,7 @@ def resplit_reseed(study: optuna.Study, table: pd.DataFrame, runs: int) -> pd.Da
     standard deviation of test accuracy and macro-F1 over the runs. The linear head is a deterministic
     convex fit: the split carries its spread. Data without a fixed test file (synthetic, a CSV without
     data.test_path) redraws its test split with the split seed too."""
-    from sweep.train import run
+    from sweep.models.train import run
 
     trials = {t.number: t for t in study.trials}
     rows = {}

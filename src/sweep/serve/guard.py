@@ -1,4 +1,4 @@
-"""`python -m sweep.guard CMD...`: run CMD in this process's group and stop the whole group (CMD and whatever
+"""`python -m sweep.serve.guard CMD...`: run CMD in this process's group and stop the whole group (CMD and whatever
 it forked) when asked (SIGTERM, SIGINT, SIGHUP) or when the parent goes away, even SIGKILLed: its stdin closes."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def stop_group(pgid: int, grace_s: float = 10.0, spare: int | None = None) -> No
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m sweep.guard CMD [ARGS...]", file=sys.stderr)
+        print("usage: python -m sweep.serve.guard CMD [ARGS...]", file=sys.stderr)
         return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.data import Splits, load_splits
-from sweep.features import featurize
-from sweep.head import HeadFit, WarmStarts, fit_head
-from sweep.losses import LossSpec, class_weights, log_prior, posthoc_predict
-from sweep.metrics import evaluate
+from sweep.data.features import featurize
+from sweep.data.splits import Splits, load_splits
+from sweep.models.head import HeadFit, WarmStarts, fit_head
+from sweep.models.losses import LossSpec, class_weights, log_prior, posthoc_predict
+from sweep.models.metrics import evaluate
 
 log = logging.getLogger(__name__)
 _LOGITS: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
@@ -78,7 +78,7 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
         fit = fit_linear(feats, splits.labels["train"], loss, cfg.model.head, finfo["key"])
         info.update(fit.info())
         return {s: fit.logits(feats[s]) for s in ("val", "test")}, info
-    from sweep.finetune import finetune_logits
+    from sweep.models.finetune import finetune_logits
 
     evals = {s: splits.texts[s] for s in ("val", "test")}
     return finetune_logits(splits.texts["train"], splits.labels["train"], evals, splits.num_classes, loss,
@@ -118,7 +118,7 @@ def fold_splits(splits: Splits, k: int, seed: int) -> list[Splits]:
     """K stratified train / validation folds of the pool (train + validation); the test split untouched."""
     from sklearn.model_selection import StratifiedKFold
 
-    from sweep.data import DataError
+    from sweep.data.splits import DataError
 
     texts = splits.texts["train"] + splits.texts["val"]
     labels = np.concatenate([splits.labels["train"], splits.labels["val"]])

@@ -9,9 +9,9 @@ import sys
 import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
-from sweep.pareto import front, reference_trial
-from sweep.storage import load_study, running_warning
-from sweep.table import front_table
+from sweep.report.table import front_table
+from sweep.search.pareto import front, reference_trial
+from sweep.search.storage import load_study, running_warning
 from sweep.tracking import open_client
 
 

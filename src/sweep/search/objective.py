@@ -115,7 +115,7 @@ class Objective:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        from sweep.train import run
+        from sweep.models.train import run
 
         params = suggest(trial, self.space)
         overrides = trial_overrides(self.base, params)

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from sweep.bench_cost import grid_command, timed_sweep
+from sweep.bench.cost import grid_command, timed_sweep
 from sweep.config import load_config
-from sweep.data import load_splits
-from sweep.losses import class_weights, log_prior, posthoc_predict
-from sweep.metrics import evaluate
+from sweep.data.splits import load_splits
+from sweep.models.losses import class_weights, log_prior, posthoc_predict
+from sweep.models.metrics import evaluate
 
 
 def _args(argv: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -86,9 +86,9 @@ def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]
 def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tuple[float, float]]:
     """The same sequence of head fits (the sweep's first n trained alphas) with each start strategy:
     median seconds and median iterations."""
-    from sweep.features import featurize
-    from sweep.head import WarmStarts, fit_head
-    from sweep.losses import LossSpec
+    from sweep.data.features import featurize
+    from sweep.models.head import WarmStarts, fit_head
+    from sweep.models.losses import LossSpec
 
     feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
     head, counts = cfg.model.head, splits.train_counts

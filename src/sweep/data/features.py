@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.data import Splits
+from sweep.data.splits import Splits
 
 log = logging.getLogger(__name__)
 _MEMORY: dict[str, dict] = {}
@@ -44,7 +44,7 @@ def tfidf_features(splits: Splits, settings: dict) -> dict[str, sp.csr_matrix]:
 
 
 def embedding_features(splits: Splits, settings: dict) -> dict[str, np.ndarray]:
-    from sweep.encoders import embed_texts
+    from sweep.data.encoders import embed_texts
 
     return {name: embed_texts(texts, settings["pretrained"], settings["max_length"], settings["batch_size"])
             for name, texts in splits.texts.items()}
@@ -54,8 +54,8 @@ def finetuned_features(splits: Splits, settings: dict, cache_dir: str | Path) ->
     """Decoupled classifier re-training (Kang et al., ICLR 2020, "Decoupling Representation and Classifier"):
     the representation is learned once, by fine-tuning with the loss in `settings` (weighting, tau), and the
     class balance is then set in the linear head that each trial fits on these embeddings."""
-    from sweep.finetune import finetune_embeddings
-    from sweep.losses import LossSpec, class_weights, log_prior
+    from sweep.models.finetune import finetune_embeddings
+    from sweep.models.losses import LossSpec, class_weights, log_prior
 
     ft = dict(settings)
     weighting, tau, seed = dict(ft.pop("weighting")), float(ft.pop("tau")), int(ft.pop("seed"))

@@ -12,8 +12,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweep.annotate import label_without_overlap
 from sweep.config import dotted
+from sweep.report.annotate import label_without_overlap
 
 if TYPE_CHECKING:
     from sweep.tracking import Tracker

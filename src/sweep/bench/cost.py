@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from optuna.trial import FrozenTrial
 
 from sweep.config import load_config
-from sweep.data import Splits, load_splits
+from sweep.data.splits import Splits, load_splits
 
 CLASSES = (8, 32, 113)
 TEXTS = (10_000, 30_000, 58_000)
@@ -43,8 +43,8 @@ def timed_sweep(overrides: list[str], data_dir: str, trials: int, what: str) -> 
     """In a fresh temporary root (the data directory shared): time the first-run featurization, then a harness
     sweep of `trials` trials (study "bench", fresh Optuna journal and MLflow store)."""
     from sweep.cli import main as cli_main
-    from sweep.features import _MEMORY, featurize
-    from sweep.storage import open_storage
+    from sweep.data.features import _MEMORY, featurize
+    from sweep.search.storage import open_storage
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
