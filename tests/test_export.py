@@ -90,16 +90,16 @@ def test_comparisons_say_who_beats_whom_beyond_noise_and_when_a_baseline_is_bett
 
 
 def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_ones(tmp_path, monkeypatch):
-    import sweep.search.pareto as pareto
+    import sweep.report.plots as plots
 
     study = optuna.create_study(study_name="plot", directions=["maximize", "maximize"])
     for values in ([0.9, 0.5], [0.8, 0.6], [0.7, 0.4]):
         study.add_trial(optuna.trial.create_trial(values=values))
     with pytest.raises(ValueError, match="needs points="):
-        pareto.plot_front(study, tmp_path / "x.png", {}, split="test")
+        plots.plot_front(study, tmp_path / "x.png", {}, split="test")
     figures = []
-    monkeypatch.setattr(pareto, "_save", lambda fig, path: figures.append(fig) or path)
-    pareto.plot_front(study, tmp_path / "t.png", {"sqrt inverse": (0.85, 0.58)}, split="test",
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plots.plot_front(study, tmp_path / "t.png", {"sqrt inverse": (0.85, 0.58)}, split="test",
                       points={0: (0.88, 0.52), 1: (0.82, 0.57)}, flagged={1: "beaten by sqrt_inverse"})
     ax = figures[0].axes[0]
     assert ax.get_xlabel() == "test accuracy"
@@ -124,7 +124,7 @@ def test_a_plot_is_never_half_written(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sweep.search.pareto import _save
+    from sweep.report.plots import _save
 
     (tmp_path / "p.png").write_bytes(b"the previous export")
     fig = plt.figure()
@@ -156,16 +156,16 @@ def test_the_test_plot_says_when_a_baseline_beats_the_front_and_its_labels_do_no
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
-    import sweep.search.pareto as pareto
+    import sweep.report.plots as plots
 
     study = optuna.create_study(study_name="cfpb-cfpb_sample-tfidf_linear", directions=["maximize", "maximize"])
     close = [(0.80 + 0.001 * i, 0.70 - 0.001 * i) for i in range(8)]  # a tight front: labels would pile up
     for values in close:
         study.add_trial(optuna.trial.create_trial(values=list(values)))
     figures = []
-    monkeypatch.setattr(pareto, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
     note = "On test, the baseline sqrt-inverse weights beats 2 of the 8 validation-chosen front points (ringed)."
-    pareto.plot_front(study, tmp_path / "t.png", {"sqrt-inverse weights": (0.81, 0.71)}, split="test",
+    plots.plot_front(study, tmp_path / "t.png", {"sqrt-inverse weights": (0.81, 0.71)}, split="test",
                       points=dict(enumerate(close)), flagged={0: "beaten by sqrt-inverse weights"}, note=note,
                       intervals={i: {"accuracy": (x - 0.01, x + 0.01), "macro_f1": (y - 0.02, y + 0.02)}
                                  for i, (x, y) in enumerate(close)})
@@ -184,15 +184,15 @@ def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classe
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
-    import sweep.search.pareto as pareto
+    import sweep.report.plots as plots
 
     figures = []
-    monkeypatch.setattr(pareto, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
     names = [f"class {i}" for i in range(7)]
     counts = np.array([500, 300, 120, 60, 30, 12, 5])
     reference = np.array([0.9, 0.8, 0.6, 0.3, 0.0, 0.0, 0.0])
     f1 = np.array([0.88, 0.8, 0.62, 0.5, 0.35, 0.4, 0.0])
-    pareto.plot_per_class(f1, counts, "alpha 0.75 + post-hoc tau 0.33", tmp_path / "p.png", reference=reference,
+    plots.plot_per_class(f1, counts, "alpha 0.75 + post-hoc tau 0.33", tmp_path / "p.png", reference=reference,
                           names=names, marked=[5, 4, 3])
     fig = figures[0]
     left, right = fig.axes

@@ -169,12 +169,12 @@ def test_resuming_a_study_on_other_data_or_settings_is_a_one_line_error(syntheti
 
 
 def test_the_parent_run_never_stays_running_after_a_crash(synthetic, root, monkeypatch):
-    import sweep.search.study
+    import sweep.report.finish
 
     def crash(*a, **k):
         raise RuntimeError("disk full while writing the plot")
 
-    monkeypatch.setattr(sweep.search.study, "finalize", crash)
+    monkeypatch.setattr(sweep.report.finish, "finalize", crash)
     args = [*synthetic, "sweep.n_trials=1", "sweep.study_name=crash"]
     try:
         main(["sweep", *args])

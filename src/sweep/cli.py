@@ -1,5 +1,5 @@
 """Command line: `python -m sweep <command> [hydra overrides...]`, each command mapped to the module that owns
-it (train and baselines here); every known failure is one line on stderr."""
+it (train, baselines and sweep here); every known failure is one line on stderr."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 
 COMMANDS = ("train", "baselines", "sweep", "export", "pick", "ui", "dashboard", "bench", "data", "l2")
-MODULES = {"sweep": "search.study", "export": "report.export", "pick": "report.pick", "ui": "serve.ui",
+MODULES = {"export": "report.export", "pick": "report.pick", "ui": "serve.ui",
            "dashboard": "serve.dashboard", "bench": "bench.bench", "l2": "models.select_l2"}  # command -> module
 
 
@@ -78,6 +78,15 @@ def baselines_command(overrides: list[str]) -> None:
     print(f"logged as MLflow run {parent}")
 
 
+def sweep_command(overrides: list[str]) -> None:
+    """The study (search/study.py), ended by the report layer: the parent run's front table and plot, then the
+    front printed with its MLflow link (report/finish.py); search imports nothing of report, so cli joins them."""
+    from sweep.report.finish import finalize, print_front
+    from sweep.search.study import run_sweep
+
+    run_sweep(overrides, finalize, print_front)
+
+
 HELP = """usage: python -m sweep <command> [hydra overrides...]   (make <command> ARGS="...")
 
 commands (what each writes):
@@ -126,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             train_command(rest)
         elif command == "baselines":
             baselines_command(rest)
+        elif command == "sweep":
+            sweep_command(rest)
         elif command == "data":
             from sweep.config import load_config
             from sweep.data.splits import load_splits

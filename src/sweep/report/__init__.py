@@ -1,2 +1,2 @@
-"""Report: the front for people and scripts: make export (export), the tables (table, meeting), make pick
-(pick), plot labels (annotate) and links into the MLflow UI (links)."""
+"""Report: the front for people and scripts: make export (export), the tables (table, meeting), the plots
+(plots, annotate), make pick (pick), links into the MLflow UI (links) and the end of a sweep (finish)."""

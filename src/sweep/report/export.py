@@ -14,8 +14,9 @@ from sweep.config import ConfigError, load_config, split_args
 from sweep.models.metrics import COMPARED, evaluate, per_class_f1
 from sweep.report.links import link_or_reason
 from sweep.report.meeting import LABELS, meeting_rows, most_changed, per_class_table, write_meeting
+from sweep.report.plots import plot_front, plot_per_class
 from sweep.report.table import load_predictions, scored_tables, write_atomic
-from sweep.search.pareto import plot_front, plot_per_class, reference_trial
+from sweep.search.pareto import reference_trial
 from sweep.search.storage import load_study, running_warning
 from sweep.tracking import open_client
 

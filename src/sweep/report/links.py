@@ -15,10 +15,10 @@ from omegaconf import DictConfig
 
 from sweep.config import ConfigError
 from sweep.search.objective import OBJECTIVES
+from sweep.search.study import PARENT_ATTR
 from sweep.tracking import TrackingError, redact, run_experiment, save_view
 
 FRONT_FILTER = 'tags.pareto = "true"'
-PARENT_ATTR = "mlflow_parent_run_id"  # the study's user attr naming its MLflow parent run
 UI_HOST, UI_PORT = "127.0.0.1", 5000  # `make ui`'s defaults; the Makefile passes HOST / PORT as SWEEP_UI_HOST / _PORT
 
 

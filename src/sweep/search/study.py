@@ -1,5 +1,6 @@
 """The sweep: an Optuna study (maximize validation accuracy AND macro-F1) created or resumed under a checked
-identity, one MLflow parent run per study, local workers, progress, and the parent's artifacts at the end.
+identity, one MLflow parent run per study, local workers, progress; its end (the parent's artifacts, the front
+printed) is handed in by the caller (cli: report/finish.py), since it needs the report layer.
 
 Why not hydra-optuna-sweeper: its last release pins optuna<3. We drive `study.optimize` ourselves and compose
 each trial's config with Hydra's compose API, so a trial is exactly `make train ARGS="<its overrides>"`.
@@ -10,11 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import tempfile
 import time
 import warnings
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -22,16 +21,17 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
-from sweep.report.links import PARENT_ATTR, link_or_reason
-from sweep.report.table import front_table
 from sweep.search.objective import OBJECTIVES, Objective, check_space, raise_interrupt, search_space
-from sweep.search.pareto import baseline_points, converged, front, plot_front, sync_pareto_tags
+from sweep.search.pareto import front, sync_pareto_tags
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
 from sweep.search.workers import MANAGED_ENV, run_workers
 from sweep.tracking import Tracker, TrackingError, flat_params, redact
 
 log = logging.getLogger(__name__)
 IDENTITY_ATTR = "identity"
+PARENT_ATTR = "mlflow_parent_run_id"  # the study's user attr naming its MLflow parent run
+Finalize = Callable[[optuna.Study, Tracker, str, DictConfig], object]  # the parent's artifacts, before it ends
+Report = Callable[[optuna.Study, DictConfig], None]  # the front printed, after
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -77,30 +77,6 @@ def reconcile(study: optuna.Study, tracker: Tracker) -> int:
             tracker.end_run(run_id, "KILLED")
             fixed += 1
     return fixed
-
-
-def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig) -> Path | None:
-    """Parent-run artifacts: the Pareto CSV and plot, the tags synced to the final front."""
-    from sweep.data.splits import load_splits
-
-    sync_pareto_tags(study, tracker)
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
-    from sweep.models.baselines import majority
-
-    splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
-    maj = majority(splits)["val"]
-    marks = {"majority class": (maj["accuracy"], maj["macro_f1"])}
-    marks.update({name.replace("_", " "): tuple(t.values) for name, t in baseline_points(study).items()})
-    with tempfile.TemporaryDirectory() as tmp:
-        png = plot_front(study, Path(tmp) / "pareto.png", marks)
-        tracker.client.log_artifact(parent, str(png))
-        table = front_table(study, tracker.client)
-        tracker.log_table(parent, table, "pareto.csv")
-    tracker.log_metrics(parent, {"n_complete": len(study.get_trials(states=(TrialState.COMPLETE,))),
-                                 "n_failed": len(study.get_trials(states=(TrialState.FAIL,))),
-                                 "front_size": len(front(study))})
-    return png
 
 
 def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, bool, int]:
@@ -169,7 +145,9 @@ def setup_study(study: optuna.Study, cfg: DictConfig, space: Mapping[str, BaseDi
             study.enqueue_trial(typed, skip_if_exists=True)
 
 
-def sweep_command(argv: list[str]) -> None:
+def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
+    """`python -m sweep sweep`: open or resume the study, run its trials (here or in local workers), then
+    finalize the parent run and report, both given by the caller (cli.sweep_command: report/finish.py)."""
     overrides = list(argv)
     cfg = load_config(overrides)
     space = search_space(cfg.sweep.params)
@@ -187,7 +165,7 @@ def sweep_command(argv: list[str]) -> None:
         setup_study(study, cfg, space)
     parent = ensure_parent(study, tracker, cfg, creator=created)
     try:
-        _sweep(study, cfg, overrides, space, tracker, parent, sampler_seed)
+        _sweep(study, cfg, overrides, space, tracker, parent, sampler_seed, finalize, report)
     except KeyboardInterrupt:
         tracker.end_run(parent, "KILLED")
         raise
@@ -197,7 +175,7 @@ def sweep_command(argv: list[str]) -> None:
 
 
 def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tracker: Tracker, parent: str,
-           sampler_seed: int) -> None:
+           sampler_seed: int, finalize: Finalize, report: Report) -> None:
     killed = reconcile(study, tracker)
     if killed:
         log.info("marked %d interrupted trial(s) as failed / KILLED", killed)
@@ -213,7 +191,7 @@ def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tr
         tracker.end_run(parent)
         if rc:
             raise TrackingError(f"{workers} workers: at least one exited with status {rc}; see its log above")
-        return _report(study, cfg)
+        return report(study, cfg)
     previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     objective = Objective(cfg, overrides, space, tracker, parent, sampler_seed)
     callbacks = []
@@ -235,7 +213,7 @@ def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tr
         return  # the launching process finalizes once every worker is done
     finalize(study, tracker, parent, cfg)
     tracker.end_run(parent)
-    _report(study, cfg)
+    report(study, cfg)
 
 
 class _progress:
@@ -259,17 +237,3 @@ class _progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _report(study: optuna.Study, cfg: DictConfig) -> None:
-    best = front(study)
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    unconverged = sum(not converged(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    print(f"study {study.study_name}: {states.count(TrialState.COMPLETE)} complete, "
-          f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front); "
-          f"Pareto front ({len(best)} trials, validation):")
-    for t in best:
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
-        print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}  {params}")
-    print(f"the front in MLflow (make ui, then open): {link_or_reason(cfg, study)}")
-    print("Optuna Dashboard: make dashboard; the table: make export")
