@@ -22,6 +22,7 @@ from sweep.data import features
 from sweep.data.encoders import resolve_pretrained
 from sweep.data.splits import load_splits
 from sweep.models import finetune as ft
+from sweep.models.decoupled import head_features
 from sweep.search.storage import open_storage
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -50,7 +51,7 @@ def decoupled(root: Path, tiny_bert: str, *extra: str) -> list[str]:
 
 @pytest.fixture
 def count_finetunes(monkeypatch) -> list[int]:
-    """Counts the fine-tunes that features.py starts (it imports finetune_embeddings when it needs one)."""
+    """Counts the fine-tunes that models/decoupled.py starts (it imports finetune_embeddings when it needs one)."""
     calls = []
     real = ft.finetune_embeddings
 
@@ -132,27 +133,27 @@ def test_decoupled_sweep_fine_tunes_once(tmp_path, tiny_bert, count_finetunes):
 def test_cache_hits_on_disk_and_keys_on_what_changes_the_finetune(tmp_path, tiny_bert, count_finetunes):
     cfg = load_config(decoupled(tmp_path, tiny_bert))
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
-    first, info = features.featurize(splits, cfg.model, cfg.paths.cache_dir)
+    first, info = head_features(splits, cfg.model, cfg.paths.cache_dir)
     assert info["cached"] == "computed" and len(count_finetunes) == 1
     assert first["train"].shape == (len(splits.labels["train"]), 32)
     np.testing.assert_allclose(np.linalg.norm(first["test"], axis=1), 1.0, rtol=1e-5)  # normalize: l2
-    assert features.featurize(splits, cfg.model, cfg.paths.cache_dir)[1]["cached"] == "memory"
+    assert head_features(splits, cfg.model, cfg.paths.cache_dir)[1]["cached"] == "memory"
     features._MEMORY.clear()  # a new process, or another worker
-    again, info = features.featurize(splits, cfg.model, cfg.paths.cache_dir)
+    again, info = head_features(splits, cfg.model, cfg.paths.cache_dir)
     assert info["cached"] == "disk" and len(count_finetunes) == 1
     np.testing.assert_array_equal(again["val"], first["val"])
     # another normalization of the same fine-tune: no fine-tune, another head problem (warm starts apart)
     std = load_config(decoupled(tmp_path, tiny_bert, "model.normalize=standard"))
-    _, info_std = features.featurize(splits, std.model, cfg.paths.cache_dir)
+    _, info_std = head_features(splits, std.model, cfg.paths.cache_dir)
     assert info_std["cached"] == "disk" and info_std["key"] != info["key"] and len(count_finetunes) == 1
     # the fine-tune's own loss, its seed and its settings are in the key; the head's settings are not
     for extra in ("model.finetune.weighting.alpha=0.5", "seed=1", "model.finetune.tau=1.0"):
         other = load_config(decoupled(tmp_path, tiny_bert, extra))
         before = len(count_finetunes)
-        assert features.featurize(splits, other.model, cfg.paths.cache_dir)[1]["cached"] == "computed"
+        assert head_features(splits, other.model, cfg.paths.cache_dir)[1]["cached"] == "computed"
         assert len(count_finetunes) == before + 1
     head_only = load_config(decoupled(tmp_path, tiny_bert, "model.head.l2=1e-3"))
-    assert features.featurize(splits, head_only.model, cfg.paths.cache_dir)[1]["cached"] == "memory"
+    assert head_features(splits, head_only.model, cfg.paths.cache_dir)[1]["cached"] == "memory"
 
 
 def test_concurrent_workers_wait_for_one_finetune(tmp_path, tiny_bert, count_finetunes):
@@ -164,7 +165,7 @@ def test_concurrent_workers_wait_for_one_finetune(tmp_path, tiny_bert, count_fin
     sources = []
 
     def worker():
-        sources.append(features.featurize(splits, cfg.model, cfg.paths.cache_dir)[1]["cached"])
+        sources.append(head_features(splits, cfg.model, cfg.paths.cache_dir)[1]["cached"])
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:

@@ -2,8 +2,8 @@
 
 tfidf: scikit-learn's TfidfVectorizer fit on the train split (sparse matrices);
 embeddings: a frozen encoder's mean-pooled sentence embeddings (dense), see encoders.py;
-finetuned: the encoder fine-tuned once with its own loss, then its mean-pooled embeddings (dense), see
-finetune.py: decoupled classifier re-training, where every trial only refits the linear head.
+finetuned: built by the models layer (models/decoupled.py: the encoder fine-tuned once with its own loss) on
+this module's cache (cached) and normalization (normalized).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,26 +49,6 @@ def embedding_features(splits: Splits, settings: dict) -> dict[str, np.ndarray]:
 
     return {name: embed_texts(texts, settings["pretrained"], settings["max_length"], settings["batch_size"])
             for name, texts in splits.texts.items()}
-
-
-def finetuned_features(splits: Splits, settings: dict, cache_dir: str | Path) -> dict[str, np.ndarray]:
-    """Decoupled classifier re-training (Kang et al., ICLR 2020, "Decoupling Representation and Classifier"):
-    the representation is learned once, by fine-tuning with the loss in `settings` (weighting, tau), and the
-    class balance is then set in the linear head that each trial fits on these embeddings."""
-    from sweep.models.finetune import finetune_embeddings
-    from sweep.models.losses import LossSpec, class_weights, log_prior
-
-    ft = dict(settings)
-    weighting, tau, seed = dict(ft.pop("weighting")), float(ft.pop("tau")), int(ft.pop("seed"))
-    counts = splits.train_counts
-    weights = class_weights(counts, weighting.get("scheme", "power"), float(weighting.get("alpha", 0.0)),
-                            float(weighting.get("beta", 0.999)))
-    loss = LossSpec(weights=weights, log_prior=log_prior(counts), tau=tau)
-    feats, stats = finetune_embeddings(splits.texts["train"], splits.labels["train"], splits.texts,
-                                       splits.num_classes, loss, {"name": "finetuned", **ft}, seed, cache_dir)
-    log.info("finetuned features: fine-tune %.1fs, embedding %.1fs (%s)", stats["finetune_seconds"],
-             stats["embed_seconds"], stats["device"])
-    return feats
 
 
 NORMALIZE = ("l2", "standard", "none")
@@ -122,30 +103,25 @@ def _building(path: Path):
 
 
 def featurize(splits: Splits, model_cfg: DictConfig, cache_dir: str | Path) -> tuple[dict, dict]:
-    """Features per split for a `kind: head` model, plus timing info ({'seconds': .., 'cached': .., 'key': ..}).
-
-    features: finetuned fine-tunes model.finetune on first use (on the GPU if there is one) and caches the
-    raw embeddings by data + every fine-tune setting (its loss and seed included); model.normalize is applied
-    after the cache, so changing it never fine-tunes again."""
+    """Features per split for a head on TF-IDF or frozen-encoder embeddings, plus timing info ({'seconds': ..,
+    'cached': .., 'key': ..}). model.features=finetuned is models/decoupled.py's head_features (it fine-tunes)."""
     kind = model_cfg.features
-    how = None
     if kind == "tfidf":
         settings, build = OmegaConf.to_container(model_cfg.tfidf, resolve=True), tfidf_features
     elif kind == "embeddings":
         settings, build = OmegaConf.to_container(model_cfg.encoder, resolve=True), embedding_features
     elif kind == "finetuned":
-        settings = OmegaConf.to_container(model_cfg.finetune, resolve=True)
-        missing = [k for k in ("pretrained", "weighting", "tau", "seed") if k not in settings]
-        if missing:
-            raise ValueError(f"model.finetune lacks {', '.join(missing)}: see conf/model/minilm_decoupled.yaml")
-        how = model_cfg.get("normalize", "l2")
-        if how not in NORMALIZE:
-            raise ValueError(f"model.normalize={how!r} is unknown: use one of {', '.join(NORMALIZE)}")
-
-        def build(s, settings):
-            return finetuned_features(s, settings, cache_dir)
+        raise ValueError("model.features=finetuned fine-tunes an encoder: its features come from "
+                         "sweep.models.decoupled.head_features")
     else:
         raise ValueError(f"model.features={kind!r} is unknown: use tfidf, embeddings or finetuned")
+    return cached(kind, settings, splits, cache_dir, build)
+
+
+def cached(kind: str, settings: dict, splits: Splits, cache_dir: str | Path,
+           build: Callable[[Splits, dict], dict], how: str | None = None) -> tuple[dict, dict]:
+    """build(splits, settings) once per data + settings: from memory, else from disk, else built and saved;
+    `how` normalizes dense features after the cache (normalized), so changing it never builds again."""
     key = cache_key(kind, settings, splits.fingerprint)
     shown = key if how is None else f"{key}-{how}"  # the head's problem: warm starts never mix normalizations
     if shown in _MEMORY:

@@ -1,2 +1,2 @@
-"""Models: the loss (losses), the converged linear head (head), fine-tuning (finetune), one run end to end
-(train), its evaluation (metrics), and the two tables that fix a model's settings (baselines, select_l2)."""
+"""Models: the loss (losses), the converged linear head (head), fine-tuning (finetune; decoupled: fine-tuned
+features), one run end to end (train) and its evaluation (metrics), the baseline table and the head's l2."""

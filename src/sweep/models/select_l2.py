@@ -12,8 +12,8 @@ from omegaconf import DictConfig
 from scipy.special import log_softmax
 
 from sweep.config import ConfigError, load_config
-from sweep.data.features import featurize
 from sweep.data.splits import load_splits
+from sweep.models.decoupled import head_features
 from sweep.models.head import fit_head
 from sweep.models.losses import LossSpec, log_prior
 from sweep.models.metrics import evaluate
@@ -27,7 +27,7 @@ def l2_path(cfg: DictConfig, grid: tuple[float, ...] = GRID) -> pd.DataFrame:
         raise ConfigError(f"model={cfg.model.name} has no linear head to regularize: use model=tfidf_linear "
                           "or model=minilm_head")
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
-    feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
+    feats, _ = head_features(splits, cfg.model, cfg.paths.cache_dir)
     counts, y_val = splits.train_counts, splits.labels["val"]
     uniform = LossSpec(np.ones(len(counts)), log_prior(counts), 0.0)
     rows, init = [], None

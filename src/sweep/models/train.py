@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.data.features import featurize
 from sweep.data.splits import Splits, load_splits
+from sweep.models.decoupled import head_features
 from sweep.models.head import HeadFit, WarmStarts, fit_head
 from sweep.models.losses import LossSpec, class_weights, log_prior, posthoc_predict
 from sweep.models.metrics import evaluate
@@ -73,7 +73,7 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
     cache_dir = Path(cfg.paths.cache_dir)
     info: dict = {}
     if cfg.model.kind == "head":
-        feats, finfo = featurize(splits, cfg.model, cache_dir)
+        feats, finfo = head_features(splits, cfg.model, cache_dir)
         info["featurize_seconds"], info["features_cache"] = finfo["seconds"], finfo["cached"]
         fit = fit_linear(feats, splits.labels["train"], loss, cfg.model.head, finfo["key"])
         info.update(fit.info())
