@@ -1,5 +1,5 @@
 """The linear softmax head on fixed features: the project's loss + l2 * |W|^2, fitted to a stated gradient
-tolerance by SciPy's L-BFGS-B, warm-started from the nearest solution already fitted in this process.
+tolerance by torch's L-BFGS, warm-started from the nearest solution already fitted in this process.
 
 A fit that stops on the iteration cap (or on lack of progress) with max|gradient| above the tolerance is
 reported as not converged: its numbers are not a trial result (the study keeps it off the front).
