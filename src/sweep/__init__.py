@@ -2,9 +2,9 @@
 
 Data flow, one subpackage per stage (each imports only the ones before it):
     data/    sources -> clean + split (splits) -> featurize / encode, cached (features, encoders)
-    models/  train with weights and loss (losses, head, finetune, train) -> evaluate (metrics)
+    models/  train with weights and loss (losses, head, finetune, decoupled, train) -> evaluate (metrics)
     search/  Optuna study (study: objective per trial, storage, workers) -> Pareto front (pareto)
-    report/  the front with test figures (table, meeting) -> export, pick
+    report/  the front with test figures (table, meeting, plots) -> the sweep's end (finish), export, pick
     serve/   make ui, make dashboard;  bench/  make bench, make bench-gpu
     config.py, tracking.py (MLflow) at the edge; cli.py maps each command to its module.
 Subpackages re-export nothing: import the module (`from sweep.models.head import fit_head`), so that importing
