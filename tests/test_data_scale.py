@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sweep.config import load_config
-from sweep.data.sources import zipf_frame, zipf_sizes
 from sweep.data.splits import DataError, load_splits
+from sweep.data.synthetic import zipf_frame, zipf_sizes
 
 
 def test_zipf_profile_matches_the_113_class_complaint_set():

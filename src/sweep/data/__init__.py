@@ -1,2 +1,2 @@
-"""Data: where labelled texts come from (sources), cleaning and the splits (splits), and the features a head
-reads (features: TF-IDF, frozen encoder embeddings; encoders: pretrained weights), cached on disk."""
+"""Data: where labelled texts come from (sources; synthetic: generated sets), cleaning and the splits (splits),
+the features a head reads (features, encoders: pretrained weights), cached on disk; errors: DataError."""

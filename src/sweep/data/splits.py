@@ -17,7 +17,8 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
-from sweep.data.sources import DataError, load_sources
+from sweep.data.errors import DataError
+from sweep.data.sources import load_sources
 
 log = logging.getLogger(__name__)
 __all__ = ["DataError", "Splits", "load_splits", "make_splits"]
