@@ -62,6 +62,7 @@ test: $(STAMP)              ## what CI runs
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
 
 clean-results:              ## delete the local MLflow store, Optuna journals and caches (asks nothing!)
 	rm -rf mlruns/mlflow.db mlruns/artifacts mlruns/optuna data/cache

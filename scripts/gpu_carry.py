@@ -50,8 +50,11 @@ def minilm_fp16(dst: Path) -> None:
     for name in ("config.json", *TOKENIZER):
         shutil.copy(src / name, dst / name)
     weights = load_file(src / "model.safetensors")
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, dst / "model.safetensors",
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
+        dst / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     assert all(v.dtype in (torch.float32, torch.int64) for v in weights.values())
 
 
@@ -62,9 +65,14 @@ def modernbert_shape(minilm: Path, dst: Path) -> None:
     from transformers import AutoTokenizer, ModernBertConfig
 
     tok = AutoTokenizer.from_pretrained(minilm)
-    ModernBertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id,
-                     sep_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id,
-                     eos_token_id=tok.sep_token_id).save_pretrained(dst)
+    ModernBertConfig(
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        cls_token_id=tok.cls_token_id,
+        sep_token_id=tok.sep_token_id,
+        bos_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id,
+    ).save_pretrained(dst)
     for name in TOKENIZER:
         shutil.copy(minilm / name, dst / name)
 

@@ -36,24 +36,36 @@ def runs(study_name: str, overrides: list[str]) -> None:
     study = optuna.load_study(study_name=study_name, storage=open_storage(cfg))
     client = MlflowClient(cfg.tracking.tracking_uri)
     parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
-    kids = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                              max_results=5000)
+    kids = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=5000
+    )
     trials = {t.number: t for t in study.trials}
     rows = []
     for r in [parent, *sorted(kids, key=lambda k: int(k.data.tags.get("trial", -1)))]:
         n = int(r.data.tags["trial"]) if "trial" in r.data.tags else None
         t = trials.get(n)
         m, p = r.data.metrics, r.data.params
-        rows.append({
-            "run_name": r.info.run_name, "run_id": r.info.run_id, "status": r.info.status,
-            "kind": r.data.tags.get("kind"), "trial": n, "pareto": r.data.tags.get("pareto", ""),
-            "alpha": p.get("weighting.alpha"), "posthoc_tau": p.get("loss.posthoc_tau"),
-            "val_accuracy": m.get("val_accuracy"), "val_macro_f1": m.get("val_macro_f1"),
-            "fit_converged": m.get("fit_converged"), "fit_iterations": m.get("fit_iterations"),
-            "trial_seconds": None if t is None or t.datetime_complete is None else
-            (t.datetime_complete - t.datetime_start).total_seconds(),
-            "logits_cache": None if t is None else t.user_attrs.get("logits_cache"),
-            "error": r.data.tags.get("error", "")})
+        rows.append(
+            {
+                "run_name": r.info.run_name,
+                "run_id": r.info.run_id,
+                "status": r.info.status,
+                "kind": r.data.tags.get("kind"),
+                "trial": n,
+                "pareto": r.data.tags.get("pareto", ""),
+                "alpha": p.get("weighting.alpha"),
+                "posthoc_tau": p.get("loss.posthoc_tau"),
+                "val_accuracy": m.get("val_accuracy"),
+                "val_macro_f1": m.get("val_macro_f1"),
+                "fit_converged": m.get("fit_converged"),
+                "fit_iterations": m.get("fit_iterations"),
+                "trial_seconds": None
+                if t is None or t.datetime_complete is None
+                else (t.datetime_complete - t.datetime_start).total_seconds(),
+                "logits_cache": None if t is None else t.user_attrs.get("logits_cache"),
+                "error": r.data.tags.get("error", ""),
+            }
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
     table["trial"] = table["trial"].astype("Int64")
@@ -62,21 +74,29 @@ def runs(study_name: str, overrides: list[str]) -> None:
     secs = np.array([(t.datetime_complete - t.datetime_start).total_seconds() for t in done])
     starts = [t.datetime_start for t in study.trials if t.datetime_start]
     first_done = min((t.datetime_complete for t in done), default=None)
-    late = np.array([(t.datetime_complete - t.datetime_start).total_seconds() for t in done
-                     if first_done is not None and t.datetime_start >= first_done])
+    late = np.array(
+        [
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in done
+            if first_done is not None and t.datetime_start >= first_done
+        ]
+    )
     ends = [t.datetime_complete for t in study.trials if t.datetime_complete]
-    timing = {"study": study_name, "complete": len(done),
-              "failed": sum(t.state.name == "FAIL" for t in study.trials),
-              "first_trial_s": float(secs[0]) if len(secs) else None,
-              "other_trials_median_s": float(np.median(secs[1:])) if len(secs) > 1 else None,
-              "other_trials_max_s": float(secs[1:].max()) if len(secs) > 1 else None,
-              "trials_span_s": (max(ends) - min(starts)).total_seconds() if ends else None,
-              # trials started once a first trial had finished (with several workers, the others wait for
-              # the one that fine-tunes): the steady per-trial cost
-              "started_after_first_done_median_s": float(np.median(late)) if len(late) else None,
-              "started_after_first_done": len(late),
-              "trained": sum(t.user_attrs.get("logits_cache") == "trained" for t in done),
-              "front": [t.number for t in study.best_trials]}
+    timing = {
+        "study": study_name,
+        "complete": len(done),
+        "failed": sum(t.state.name == "FAIL" for t in study.trials),
+        "first_trial_s": float(secs[0]) if len(secs) else None,
+        "other_trials_median_s": float(np.median(secs[1:])) if len(secs) > 1 else None,
+        "other_trials_max_s": float(secs[1:].max()) if len(secs) > 1 else None,
+        "trials_span_s": (max(ends) - min(starts)).total_seconds() if ends else None,
+        # trials started once a first trial had finished (with several workers, the others wait for
+        # the one that fine-tunes): the steady per-trial cost
+        "started_after_first_done_median_s": float(np.median(late)) if len(late) else None,
+        "started_after_first_done": len(late),
+        "trained": sum(t.user_attrs.get("logits_cache") == "trained" for t in done),
+        "front": [t.number for t in study.best_trials],
+    }
     (OUT / f"timing_{study_name}.json").write_text(json.dumps(timing, indent=1))
     print(json.dumps(timing))
 
@@ -115,24 +135,40 @@ def compare(alphas: list[float], full: list[str], decoupled: list[str]) -> None:
             for metric in ("accuracy", "macro_f1"):
                 diff = samples["decoupled"][metric] - samples["full"][metric]
                 lo, hi = interval(diff)
-                rows.append({"alpha": alpha, "split": split, "metric": metric,
-                             "full": point["full"][metric], "full_ci": interval(samples["full"][metric]),
-                             "decoupled": point["decoupled"][metric],
-                             "decoupled_ci": interval(samples["decoupled"][metric]),
-                             "diff": point["decoupled"][metric] - point["full"][metric], "diff_ci": (lo, hi),
-                             "full_seconds": seconds["full"][0], "full_logits": seconds["full"][1],
-                             "decoupled_seconds": seconds["decoupled"][0],
-                             "decoupled_logits": seconds["decoupled"][1]})
-                md.append(f"| {alpha:g} | {split} | {metric.replace('_', '-')} | "
-                          f"{_interval_text(samples['full'][metric], point['full'][metric])} | "
-                          f"{_interval_text(samples['decoupled'][metric], point['decoupled'][metric])} | "
-                          f"{point['decoupled'][metric] - point['full'][metric]:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
-        print(f"alpha {alpha}: full {seconds['full'][0]:.1f}s ({seconds['full'][1]}), decoupled "
-              f"{seconds['decoupled'][0]:.1f}s ({seconds['decoupled'][1]})", flush=True)
+                rows.append(
+                    {
+                        "alpha": alpha,
+                        "split": split,
+                        "metric": metric,
+                        "full": point["full"][metric],
+                        "full_ci": interval(samples["full"][metric]),
+                        "decoupled": point["decoupled"][metric],
+                        "decoupled_ci": interval(samples["decoupled"][metric]),
+                        "diff": point["decoupled"][metric] - point["full"][metric],
+                        "diff_ci": (lo, hi),
+                        "full_seconds": seconds["full"][0],
+                        "full_logits": seconds["full"][1],
+                        "decoupled_seconds": seconds["decoupled"][0],
+                        "decoupled_logits": seconds["decoupled"][1],
+                    }
+                )
+                md.append(
+                    f"| {alpha:g} | {split} | {metric.replace('_', '-')} | "
+                    f"{_interval_text(samples['full'][metric], point['full'][metric])} | "
+                    f"{_interval_text(samples['decoupled'][metric], point['decoupled'][metric])} | "
+                    f"{point['decoupled'][metric] - point['full'][metric]:+.3f} [{lo:+.3f}, {hi:+.3f}] |"
+                )
+        print(
+            f"alpha {alpha}: full {seconds['full'][0]:.1f}s ({seconds['full'][1]}), decoupled "
+            f"{seconds['decoupled'][0]:.1f}s ({seconds['decoupled'][1]})",
+            flush=True,
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(OUT / "decoupled_vs_full.csv", index=False)
-    head = ["| alpha | split | metric | full fine-tune [95% CI] | decoupled [95% CI] | "
-            "decoupled - full [paired 95% CI] |", "| --- | --- | --- | --- | --- | --- |"]
+    head = [
+        "| alpha | split | metric | full fine-tune [95% CI] | decoupled [95% CI] | decoupled - full [paired 95% CI] |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     (OUT / "decoupled_vs_full.md").write_text("\n".join([*head, *md]) + "\n")
     print("\n".join([*head, *md]))
 
@@ -152,8 +188,11 @@ def main(argv: list[str]) -> None:
     if command == "runs":
         runs(rest[0], rest[1:])
     elif command == "compare":
-        compare([float(a) for a in rest[0].split(",")], [o for o in rest[1].split(",") if o],
-                [o for o in rest[2].split(",") if o])
+        compare(
+            [float(a) for a in rest[0].split(",")],
+            [o for o in rest[1].split(",") if o],
+            [o for o in rest[2].split(",") if o],
+        )
     elif command == "l2":
         l2(rest)
     else:

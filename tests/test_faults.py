@@ -11,8 +11,14 @@ from sweep.search.storage import open_storage
 
 def test_local_workers_share_one_study_and_one_parent_run(synthetic):
     n, m = 3, 2
-    args = [*synthetic, f"sweep.n_trials={m}", f"sweep.workers={n}", "sweep.study_name=workers",
-            "sweep.baselines=null", "sweep.sampler=random"]
+    args = [
+        *synthetic,
+        f"sweep.n_trials={m}",
+        f"sweep.workers={n}",
+        "sweep.study_name=workers",
+        "sweep.baselines=null",
+        "sweep.sampler=random",
+    ]
     assert main(["sweep", *args]) == 0
     cfg = load_config(args)
     study = optuna.load_study(study_name="workers", storage=open_storage(cfg))
@@ -68,8 +74,12 @@ def test_a_planted_password_is_never_written(synthetic, root, capsys):
     assert redact("postgresql://user:pl4nted-pw@db:5432/optuna") == "postgresql://user:***@db:5432/optuna"
     assert redact("http://a:b@h/x?password=pl4nted-pw&x=1") == "http://a:***@h/x?password=***&x=1"
     planted = "pl4nted-pw"
-    args = [*synthetic, "sweep.n_trials=3", "sweep.study_name=secret",
-            f"++notes.results_db=postgresql://analyst:{planted}@db.internal:5432/results"]
+    args = [
+        *synthetic,
+        "sweep.n_trials=3",
+        "sweep.study_name=secret",
+        f"++notes.results_db=postgresql://analyst:{planted}@db.internal:5432/results",
+    ]
     assert main(["sweep", *args]) == 0
     assert main(["export", *args, "study=secret", f"out={root}/secret.csv"]) == 0
     out = capsys.readouterr()

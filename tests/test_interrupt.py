@@ -43,12 +43,24 @@ def _wait_for_running_trial(cfg, name, proc, timeout=120.0):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["INT", "TERM", "KILL"])
 def test_interrupted_sweep_resumes_without_losing_or_double_counting(sig, synthetic, root):
     name = f"interrupt-{sig.name}"
-    args = [*synthetic, *SLOW, f"sweep.study_name={name}", "sweep.total_trials=3", "sweep.baselines=null",
-            "sweep.sampler=random", "sweep.progress=false"]
+    args = [
+        *synthetic,
+        *SLOW,
+        f"sweep.study_name={name}",
+        "sweep.total_trials=3",
+        "sweep.baselines=null",
+        "sweep.sampler=random",
+        "sweep.progress=false",
+    ]
     cfg = load_config(args)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "sweep", "sweep", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "sweep", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     victim = _wait_for_running_trial(cfg, name, proc)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
@@ -57,8 +69,9 @@ def test_interrupted_sweep_resumes_without_losing_or_double_counting(sig, synthe
         assert proc.returncode == 130 and "Traceback" not in out, out
 
     # restart with the same study name: reconciles, then completes the 3 trials asked for
-    rerun = subprocess.run([sys.executable, "-m", "sweep", "sweep", *args], env=env, capture_output=True,
-                           text=True, timeout=300)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "sweep", "sweep", *args], env=env, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     study = _study(cfg, name)
     states = {t.number: t.state for t in study.trials}

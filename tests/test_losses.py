@@ -22,13 +22,20 @@ def test_power_weights_follow_the_formula_and_mean_one_per_example():
 def test_effective_number_weights():
     beta = 0.9
     w = class_weights(COUNTS, "effective_number", beta=beta)
-    raw = (1 - beta) / (1 - beta ** COUNTS)
+    raw = (1 - beta) / (1 - beta**COUNTS)
     np.testing.assert_allclose(w / w[0], raw / raw[0])
     assert (w * COUNTS).sum() == pytest.approx(COUNTS.sum())
 
 
-@pytest.mark.parametrize("bad", [dict(scheme="power", alpha=-0.1), dict(scheme="power", alpha=3.0),
-                                 dict(scheme="effective_number", beta=1.0), dict(scheme="nope")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(scheme="power", alpha=-0.1),
+        dict(scheme="power", alpha=3.0),
+        dict(scheme="effective_number", beta=1.0),
+        dict(scheme="nope"),
+    ],
+)
 def test_bad_weighting_values_raise(bad):
     with pytest.raises(ValueError, match="weighting|unknown"):
         class_weights(COUNTS, **bad)

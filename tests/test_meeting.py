@@ -22,8 +22,15 @@ from sweep.search.storage import open_storage
 def exported(tmp_path_factory):
     """One real sweep on the synthetic long-tailed data and its export (MLflow store, Optuna journal in tmp)."""
     root = tmp_path_factory.mktemp("meeting")
-    args = [f"paths.root={root}", "data=synthetic", "task_name=test", "sweep.n_trials=8", "sweep.study_name=meet",
-            "data.ratio=40", "data.n_max=300"]
+    args = [
+        f"paths.root={root}",
+        "data=synthetic",
+        "task_name=test",
+        "sweep.n_trials=8",
+        "sweep.study_name=meet",
+        "data.ratio=40",
+        "data.n_max=300",
+    ]
     assert main(["sweep", *args]) == 0
     out = root / "meet.csv"
     import contextlib
@@ -35,10 +42,16 @@ def exported(tmp_path_factory):
     cfg = load_config(args)
     study = optuna.load_study(study_name="meet", storage=open_storage(cfg))
     client = MlflowClient(cfg.tracking.tracking_uri)
-    return {"root": root, "out": out, "stdout": said.getvalue(), "study": study, "client": client,
-            "pareto": pd.read_csv(out, keep_default_na=False),
-            "meeting": pd.read_csv(root / "meet_meeting.csv", keep_default_na=False),
-            "md": (root / "meet_meeting.md").read_text()}
+    return {
+        "root": root,
+        "out": out,
+        "stdout": said.getvalue(),
+        "study": study,
+        "client": client,
+        "pareto": pd.read_csv(out, keep_default_na=False),
+        "meeting": pd.read_csv(root / "meet_meeting.csv", keep_default_na=False),
+        "md": (root / "meet_meeting.md").read_text(),
+    }
 
 
 def _artifact(client, run_id: str, name: str):
@@ -51,7 +64,7 @@ def _artifact(client, run_id: str, name: str):
 
 
 def _cell(text: str) -> tuple[float, float, float]:
-    """"79.2 [77.8, 80.6]" -> (79.2, 77.8, 80.6)"""
+    """ "79.2 [77.8, 80.6]" -> (79.2, 77.8, 80.6)"""
     m = re.fullmatch(r"([+-]?[\d.]+) \[([+-]?[\d.]+), ([+-]?[\d.]+)\]", text)
     assert m, text
     return tuple(float(g) for g in m.groups())
@@ -68,9 +81,18 @@ def test_one_row_per_baseline_and_per_front_point_with_plain_labels(exported):
     for t, model, kind in zip(front_only, meeting["Model"][4:], meeting["Kind"][4:], strict=False):
         assert f"trial {t.number}" in kind
         c = t.user_attrs["config"]
-        assert model == " + ".join(p for p in (f"alpha {c['alpha']:.2f}".rstrip("0").rstrip(".") if c["alpha"] else "",
-                                               f"post-hoc tau {c['posthoc_tau']:.2f}".rstrip("0").rstrip(".")
-                                               if c["posthoc_tau"] else "") if p) or "unweighted"
+        assert (
+            model
+            == " + ".join(
+                p
+                for p in (
+                    f"alpha {c['alpha']:.2f}".rstrip("0").rstrip(".") if c["alpha"] else "",
+                    f"post-hoc tau {c['posthoc_tau']:.2f}".rstrip("0").rstrip(".") if c["posthoc_tau"] else "",
+                )
+                if p
+            )
+            or "unweighted"
+        )
     assert list(meeting["Beats unweighted beyond noise?"])[1] == "reference"
     assert not any("micro" in c.lower() for c in meeting.columns)  # micro-F1 is accuracy: shown once
     # the markdown is one GitHub table with the same cells
@@ -84,17 +106,23 @@ def test_one_row_per_baseline_and_per_front_point_with_plain_labels(exported):
 def test_the_cells_are_the_exports_numbers_and_match_scikit_learn(exported):
     meeting, pareto, client, study = exported["meeting"], exported["pareto"], exported["client"], exported["study"]
     by_trial = {int(r.trial): r for r in pareto.itertuples()}
-    for kind, acc, f1, d_acc in zip(meeting["Kind"], meeting["Test accuracy % [95% CI]"],
-                                    meeting["Test macro-F1 % [95% CI]"],
-                                    meeting["Accuracy vs unweighted, points [95% CI]"], strict=True):
+    for kind, acc, f1, d_acc in zip(
+        meeting["Kind"],
+        meeting["Test accuracy % [95% CI]"],
+        meeting["Test macro-F1 % [95% CI]"],
+        meeting["Accuracy vs unweighted, points [95% CI]"],
+        strict=True,
+    ):
         m = re.search(r"trial (\d+)", kind)
         if not m or int(m.group(1)) not in by_trial:
             continue
         r = by_trial[int(m.group(1))]
-        assert _cell(acc) == pytest.approx((100 * r.test_accuracy, 100 * r.test_accuracy_ci_low,
-                                            100 * r.test_accuracy_ci_high), abs=0.051)
-        assert _cell(f1) == pytest.approx((100 * r.test_macro_f1, 100 * r.test_macro_f1_ci_low,
-                                           100 * r.test_macro_f1_ci_high), abs=0.051)
+        assert _cell(acc) == pytest.approx(
+            (100 * r.test_accuracy, 100 * r.test_accuracy_ci_low, 100 * r.test_accuracy_ci_high), abs=0.051
+        )
+        assert _cell(f1) == pytest.approx(
+            (100 * r.test_macro_f1, 100 * r.test_macro_f1_ci_low, 100 * r.test_macro_f1_ci_high), abs=0.051
+        )
         if d_acc != "0.0 (reference)":  # the reference itself on the front
             assert _cell(d_acc)[0] == pytest.approx(100 * r.delta_test_accuracy, abs=0.051)
     # independent of the export: scikit-learn on the logged predictions of the sqrt-inverse baseline, and the
@@ -103,13 +131,16 @@ def test_the_cells_are_the_exports_numbers_and_match_scikit_learn(exported):
     y, p = _artifact(client, t.user_attrs["mlflow_run_id"], "predictions.npz")
     counts = _artifact(client, t.user_attrs["mlflow_run_id"], "classes.json")
     rows = meeting.set_index("Model")
-    assert _cell(rows.loc["sqrt-inverse weights", "Test accuracy % [95% CI]"])[0] == \
-        pytest.approx(100 * accuracy_score(y, p), abs=0.051)
-    assert _cell(rows.loc["sqrt-inverse weights", "Test macro-F1 % [95% CI]"])[0] == \
-        pytest.approx(100 * f1_score(y, p, labels=range(len(counts)), average="macro", zero_division=0), abs=0.051)
+    assert _cell(rows.loc["sqrt-inverse weights", "Test accuracy % [95% CI]"])[0] == pytest.approx(
+        100 * accuracy_score(y, p), abs=0.051
+    )
+    assert _cell(rows.loc["sqrt-inverse weights", "Test macro-F1 % [95% CI]"])[0] == pytest.approx(
+        100 * f1_score(y, p, labels=range(len(counts)), average="macro", zero_division=0), abs=0.051
+    )
     top = int(np.argmax(list(counts.values())))
-    assert _cell(rows.loc["majority class", "Test accuracy % [95% CI]"])[0] == pytest.approx(100 * (y == top).mean(),
-                                                                                            abs=0.051)
+    assert _cell(rows.loc["majority class", "Test accuracy % [95% CI]"])[0] == pytest.approx(
+        100 * (y == top).mean(), abs=0.051
+    )
     assert int(rows.loc["majority class", "Classes with F1 = 0"]) == len(counts) - 1
     assert rows.loc["unweighted", "Accuracy vs unweighted, points [95% CI]"] == "0.0 (reference)"
 
@@ -124,8 +155,9 @@ def test_the_verdict_agrees_with_the_paired_intervals_in_the_csv(exported):
         better = r.delta_test_macro_f1_ci_low > 0 or r.delta_test_accuracy_ci_low > 0
         assert said.startswith("yes") == better
         assert ("worse on accuracy" in said) == (r.delta_test_accuracy_ci_high < 0)
-        assert (said == "no (within noise)") == (not better and r.delta_test_accuracy_ci_high >= 0
-                                                 and r.delta_test_macro_f1_ci_high >= 0)
+        assert (said == "no (within noise)") == (
+            not better and r.delta_test_accuracy_ci_high >= 0 and r.delta_test_macro_f1_ci_high >= 0
+        )
 
 
 def test_the_footnotes_name_the_classes_gained_and_lost(exported):
@@ -143,8 +175,9 @@ def test_the_footnotes_name_the_classes_gained_and_lost(exported):
     assert note.strip() == f"[{number}] majority class: gained none. Lost {'; '.join(lost)}."
     for r in exported["pareto"].itertuples():  # every front point's gained / lost as the CSV has them
         if r.classes_gained or r.classes_lost:
-            assert any(line.startswith("[") and r.classes_gained in line
-                       and r.classes_lost in line for line in md.splitlines())
+            assert any(
+                line.startswith("[") and r.classes_gained in line and r.classes_lost in line for line in md.splitlines()
+            )
 
 
 def test_the_parent_run_has_the_meeting_table_and_export_prints_the_runs_view_link(exported):
@@ -152,8 +185,10 @@ def test_the_parent_run_has_the_meeting_table_and_export_prints_the_runs_view_li
     parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
     logged = {f.path for f in client.list_artifacts(parent.info.run_id, "export")}
     assert {"export/meet_meeting.md", "export/meet_meeting.csv", "export/meet.csv"} <= logged
-    link = f"the front in MLflow (make ui, then open): http://127.0.0.1:5000/#/experiments/" \
+    link = (
+        f"the front in MLflow (make ui, then open): http://127.0.0.1:5000/#/experiments/"
         f"{parent.info.experiment_id}/runs?workflowType=machine_learning&"
+    )
     assert link in exported["stdout"]
 
 
@@ -167,8 +202,9 @@ def test_the_per_class_table_is_sorted_by_training_count_with_the_f1_of_each_poi
     y, p = _artifact(client, ref.user_attrs["mlflow_run_id"], "predictions.npz")
     f1 = dict(zip(counts, f1_score(y, p, labels=range(len(counts)), average=None, zero_division=0), strict=True))
     assert [round(f1[c], 2) for c in table["class"]] == pytest.approx(list(table["F1 unweighted"]))
-    assert dict(zip(table["class"], table["test examples"], strict=True)) == \
-        {c: int((y == i).sum()) for i, c in enumerate(counts)}
+    assert dict(zip(table["class"], table["test examples"], strict=True)) == {
+        c: int((y == i).sum()) for i, c in enumerate(counts)
+    }
     points = [c for c in table.columns if c.startswith("F1 ") and c != "F1 unweighted"]
     assert len(points) == sum(int(t) != ref.number for t in pareto["trial"])
     marked = table[table["moved most (F1 change)"] != ""]
@@ -183,10 +219,25 @@ def test_the_per_class_table_is_sorted_by_training_count_with_the_f1_of_each_poi
 
 
 def test_the_meeting_files_are_written_atomically(tmp_path, monkeypatch):
-    front_rows = pd.DataFrame([{"trial": 3, "alpha": 0.75, "posthoc_tau": 0.33, "loss": "ce", "weighting": "power",
-                                "test_accuracy": 0.8, "test_accuracy_ci_low": 0.78, "test_accuracy_ci_high": 0.82,
-                                "test_macro_f1": 0.6, "test_macro_f1_ci_low": 0.55, "test_macro_f1_ci_high": 0.65,
-                                "zero_f1_classes": 0, "beaten_by_baseline": ""}])
+    front_rows = pd.DataFrame(
+        [
+            {
+                "trial": 3,
+                "alpha": 0.75,
+                "posthoc_tau": 0.33,
+                "loss": "ce",
+                "weighting": "power",
+                "test_accuracy": 0.8,
+                "test_accuracy_ci_low": 0.78,
+                "test_accuracy_ci_high": 0.82,
+                "test_macro_f1": 0.6,
+                "test_macro_f1_ci_low": 0.55,
+                "test_macro_f1_ci_high": 0.65,
+                "zero_f1_classes": 0,
+                "beaten_by_baseline": "",
+            }
+        ]
+    )
     (tmp_path / "pareto_meeting.csv").write_text("the previous export\n")
 
     def broken(self, path, *args, **kwargs):
@@ -201,21 +252,29 @@ def test_the_meeting_files_are_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     files, text = write_meeting(front_rows, pd.DataFrame(), tmp_path / "pareto.csv")
     assert [f.read_text() for f in files][0] == text and "alpha 0.75 + post-hoc tau 0.33" in text
-    assert "hold the split fixed" in text and 'seeds=5' in text  # what the intervals do not cover, said under them
+    assert "hold the split fixed" in text and "seeds=5" in text  # what the intervals do not cover, said under them
     assert "80.0 [78.0, 82.0]" in files[1].read_text()
 
 
 def test_labels_and_verdicts_in_words():
-    assert label({"alpha": 0.75, "posthoc_tau": 0.333, "weighting": "power", "loss": "ce"}) == \
-        "alpha 0.75 + post-hoc tau 0.33"
+    assert (
+        label({"alpha": 0.75, "posthoc_tau": 0.333, "weighting": "power", "loss": "ce"})
+        == "alpha 0.75 + post-hoc tau 0.33"
+    )
     assert label({"alpha": 0.0, "posthoc_tau": 0.0, "weighting": "power", "loss": "ce"}) == "unweighted"
-    assert label({"alpha": 0.5, "posthoc_tau": 0.0, "loss": "logit_adjusted", "tau": 1.0, "weighting": "power"}) == \
-        "alpha 0.5 + logit-adjusted loss tau 1"
+    assert (
+        label({"alpha": 0.5, "posthoc_tau": 0.0, "loss": "logit_adjusted", "tau": 1.0, "weighting": "power"})
+        == "alpha 0.5 + logit-adjusted loss tau 1"
+    )
     assert label({"baseline": "sqrt_inverse", "alpha": 0.5}) == "sqrt-inverse weights"
 
     def row(acc: tuple[float, float], f1: tuple[float, float]) -> dict:
-        return {"delta_test_accuracy_ci_low": acc[0], "delta_test_accuracy_ci_high": acc[1],
-                "delta_test_macro_f1_ci_low": f1[0], "delta_test_macro_f1_ci_high": f1[1]}
+        return {
+            "delta_test_accuracy_ci_low": acc[0],
+            "delta_test_accuracy_ci_high": acc[1],
+            "delta_test_macro_f1_ci_low": f1[0],
+            "delta_test_macro_f1_ci_high": f1[1],
+        }
 
     assert verdict(row((-0.01, 0.01), (0.01, 0.05))) == "yes, macro-F1"
     assert verdict(row((-0.03, -0.01), (0.01, 0.05))) == "yes, macro-F1; worse on accuracy"
@@ -225,23 +284,46 @@ def test_labels_and_verdicts_in_words():
 
 
 def test_a_baseline_beating_the_front_is_said_under_the_table():
-    base = {"loss": "ce", "weighting": "power", "test_accuracy": 0.8, "test_accuracy_ci_low": 0.78,
-            "test_accuracy_ci_high": 0.82, "test_macro_f1": 0.6, "test_macro_f1_ci_low": 0.55,
-            "test_macro_f1_ci_high": 0.65, "zero_f1_classes": 0}
-    front_rows = pd.DataFrame([
-        {**base, "trial": 7, "alpha": 0.75, "posthoc_tau": 0.33,
-         "beaten_by_baseline": "sqrt_inverse on accuracy and macro-F1 (within noise)"},
-        {**base, "trial": 9, "alpha": 0.2, "posthoc_tau": 1.5, "beaten_by_baseline": ""}])
+    base = {
+        "loss": "ce",
+        "weighting": "power",
+        "test_accuracy": 0.8,
+        "test_accuracy_ci_low": 0.78,
+        "test_accuracy_ci_high": 0.82,
+        "test_macro_f1": 0.6,
+        "test_macro_f1_ci_low": 0.55,
+        "test_macro_f1_ci_high": 0.65,
+        "zero_f1_classes": 0,
+    }
+    front_rows = pd.DataFrame(
+        [
+            {
+                **base,
+                "trial": 7,
+                "alpha": 0.75,
+                "posthoc_tau": 0.33,
+                "beaten_by_baseline": "sqrt_inverse on accuracy and macro-F1 (within noise)",
+            },
+            {**base, "trial": 9, "alpha": 0.2, "posthoc_tau": 1.5, "beaten_by_baseline": ""},
+        ]
+    )
     baselines = pd.DataFrame([{**base, "baseline": "sqrt_inverse", "trial": 2, "alpha": 0.5, "posthoc_tau": 0.0}])
     said = beaten_sentences(front_rows, baselines)
-    assert said[0] == ("On test, the baseline sqrt-inverse weights beats 1 of the 2 validation-chosen front points: "
-                       "alpha 0.75 + post-hoc tau 0.33 on accuracy and macro-F1 (within noise).")
+    assert said[0] == (
+        "On test, the baseline sqrt-inverse weights beats 1 of the 2 validation-chosen front points: "
+        "alpha 0.75 + post-hoc tau 0.33 on accuracy and macro-F1 (within noise)."
+    )
     cells, _, sentences = meeting_table(front_rows, baselines)
-    assert sentences == said and list(cells["Model"]) == ["sqrt-inverse weights", "alpha 0.75 + post-hoc tau 0.33",
-                                                          "alpha 0.2 + post-hoc tau 1.5"]
+    assert sentences == said and list(cells["Model"]) == [
+        "sqrt-inverse weights",
+        "alpha 0.75 + post-hoc tau 0.33",
+        "alpha 0.2 + post-hoc tau 1.5",
+    ]
     nobody = beaten_sentences(front_rows.assign(beaten_by_baseline=""), baselines)
-    assert nobody == ["On test, no baseline beats any of the 2 validation-chosen front points, neither beyond noise "
-                      "on a metric nor on both metrics."]
+    assert nobody == [
+        "On test, no baseline beats any of the 2 validation-chosen front points, neither beyond noise "
+        "on a metric nor on both metrics."
+    ]
 
 
 def test_most_changed_names_the_largest_moves_only():

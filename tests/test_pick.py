@@ -10,16 +10,18 @@ from sweep.search.pareto import front
 from sweep.search.storage import open_storage
 
 
-@pytest.mark.parametrize(("argument", "says"), [
-    ("min_accuracy=1.5", "min_accuracy=1.5 is outside [0, 1]"),
-    ("min_accuracy=-0.2", "min_accuracy=-0.2 is outside [0, 1]"),
-    ("min_accuracy=80%", "min_accuracy='80%' is not a number"),
-    ("min_accuracy=nan", "min_accuracy='nan' is not a number"),
-    ("max_accuracy_loss=-0.01", "max_accuracy_loss=-0.01 is negative"),
-    ("max_accuracy_loss=one", "max_accuracy_loss='one' is not a number"),
-])
-def test_an_impossible_constraint_is_a_one_line_error_naming_the_value_and_the_fix(synthetic, capsys, argument,
-                                                                                   says):
+@pytest.mark.parametrize(
+    ("argument", "says"),
+    [
+        ("min_accuracy=1.5", "min_accuracy=1.5 is outside [0, 1]"),
+        ("min_accuracy=-0.2", "min_accuracy=-0.2 is outside [0, 1]"),
+        ("min_accuracy=80%", "min_accuracy='80%' is not a number"),
+        ("min_accuracy=nan", "min_accuracy='nan' is not a number"),
+        ("max_accuracy_loss=-0.01", "max_accuracy_loss=-0.01 is negative"),
+        ("max_accuracy_loss=one", "max_accuracy_loss='one' is not a number"),
+    ],
+)
+def test_an_impossible_constraint_is_a_one_line_error_naming_the_value_and_the_fix(synthetic, capsys, argument, says):
     assert main(["pick", *synthetic, argument]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0] and "e.g. " in err[0], err

@@ -64,8 +64,10 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
 
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.fail("running as root and there is no `postgres` user to run PostgreSQL as: install Debian's "
-                    "postgresql package (it creates the user) or run the tests as a normal user")
+        pytest.fail(
+            "running as root and there is no `postgres` user to run PostgreSQL as: install Debian's "
+            "postgresql package (it creates the user) or run the tests as a normal user"
+        )
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
@@ -101,8 +103,10 @@ def postgres():
     """A PostgreSQL cluster of our own: yields (host, port); databases `optuna` and `mlflow`, owner `sweep`."""
     bindir = _pg_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl, postgres) not found under /usr/lib/postgresql/*/bin or "
-                    "on PATH: `apt-get install postgresql` (or set PG_BINDIR)")
+        pytest.skip(
+            "PostgreSQL binaries (initdb, pg_ctl, postgres) not found under /usr/lib/postgresql/*/bin or "
+            "on PATH: `apt-get install postgresql` (or set PG_BINDIR)"
+        )
     import psycopg2
 
     base = Path(tempfile.mkdtemp(prefix="sweep-pg-"))  # not under pytest's tmp: that is root-only (0700)
@@ -116,20 +120,44 @@ def postgres():
     port = _free_port()
     started = False
     try:
-        subprocess.run(_as_pg_user([str(bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
-                                    "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--no-locale",
-                                    "-E", "UTF8", "--no-sync"]),
-                       check=True, capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            _as_pg_user(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    USER,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "--no-locale",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
-        start = subprocess.run(_as_pg_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logfile), "-o",
-                                            opts, "-w", "-t", "60", "start"]),
-                               capture_output=True, text=True, timeout=90)
+        start = subprocess.run(
+            _as_pg_user(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logfile), "-o", opts, "-w", "-t", "60", "start"]
+            ),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         if start.returncode:
             log = logfile.read_text() if logfile.exists() else ""
             pytest.fail(f"pg_ctl start failed: {start.stdout}{start.stderr}\n{log[-3000:]}")
         started = True
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="postgres",
-                                connect_timeout=10)
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="postgres", connect_timeout=10
+        )
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE DATABASE optuna")
@@ -138,8 +166,11 @@ def postgres():
         yield "127.0.0.1", port
     finally:
         if started:
-            subprocess.run(_as_pg_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                _as_pg_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -154,10 +185,22 @@ def mlflow_server(postgres, tmp_path_factory):
     # The server's driver named explicitly: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, and this
     # project installs psycopg2-binary.
     launcher = [str(mlflow_bin)] if mlflow_bin.exists() else [sys.executable, "-m", "mlflow"]
-    cmd = [*launcher,
-           "server", "--backend-store-uri", f"postgresql+psycopg2://{USER}:{PASSWORD}@{host}:{pg_port}/mlflow",
-           "--artifacts-destination", str(tmp / "artifacts"), "--default-artifact-root", "mlflow-artifacts:/",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    cmd = [
+        *launcher,
+        "server",
+        "--backend-store-uri",
+        f"postgresql+psycopg2://{USER}:{PASSWORD}@{host}:{pg_port}/mlflow",
+        "--artifacts-destination",
+        str(tmp / "artifacts"),
+        "--default-artifact-root",
+        "mlflow-artifacts:/",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
     try:
@@ -172,8 +215,9 @@ def mlflow_server(postgres, tmp_path_factory):
 
 def _sweep_cli(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "sweep", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "sweep", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _walk_files(root: Path):
@@ -192,9 +236,17 @@ def test_four_workers_share_one_postgres_study_and_one_mlflow_parent(postgres, m
     host, pg_port = postgres
     study_name = "pg-concurrency"
     storage_url = f"{SCHEME}://{USER}:{PASSWORD}@{host}:{pg_port}/optuna"
-    overrides = [f"paths.root={tmp_path}", "data=synthetic", "task_name=pg", f"sweep.study_name={study_name}",
-                 f"sweep.workers={WORKERS}", f"sweep.n_trials={TRIALS}", "sweep.sampler=random",
-                 f"sweep.storage={storage_url}", f"tracking.tracking_uri={mlflow_server}"]
+    overrides = [
+        f"paths.root={tmp_path}",
+        "data=synthetic",
+        "task_name=pg",
+        f"sweep.study_name={study_name}",
+        f"sweep.workers={WORKERS}",
+        f"sweep.n_trials={TRIALS}",
+        "sweep.sampler=random",
+        f"sweep.storage={storage_url}",
+        f"tracking.tracking_uri={mlflow_server}",
+    ]
     # The three default baselines stay: they are enqueued once, and 4 workers racing for the WAITING trials
     # must run each exactly once, within the 4 x 3 trials.
     proc = _sweep_cli(["sweep", *overrides], timeout=240)
@@ -207,9 +259,11 @@ def test_four_workers_share_one_postgres_study_and_one_mlflow_parent(postgres, m
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), [(t.number, t.state) for t in trials]
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(WORKERS * TRIALS))
-    baseline_params = [{"weighting.alpha": 0.0, "loss.posthoc_tau": 0.0},
-                       {"weighting.alpha": 0.5, "loss.posthoc_tau": 0.0},
-                       {"weighting.alpha": 0.0, "loss.posthoc_tau": 1.0}]
+    baseline_params = [
+        {"weighting.alpha": 0.0, "loss.posthoc_tau": 0.0},
+        {"weighting.alpha": 0.5, "loss.posthoc_tau": 0.0},
+        {"weighting.alpha": 0.0, "loss.posthoc_tau": 1.0},
+    ]
     for want in baseline_params:
         assert sum(t.params == want for t in trials) == 1, (want, [t.params for t in trials])
     per_worker = Counter(t.user_attrs["worker"] for t in trials)  # study.optimize(n_trials) in each process
@@ -223,10 +277,10 @@ def test_four_workers_share_one_postgres_study_and_one_mlflow_parent(postgres, m
     assert parent.data.tags["kind"] == "sweep" and parent.info.run_name == study_name
     assert parent.info.status == "FINISHED"
     parents = client.search_runs([exp_id], "tags.kind = 'sweep'", run_view_type=ViewType.ALL, max_results=100)
-    assert [r.info.run_id for r in parents] == [parent_id], [(r.info.run_id, r.info.lifecycle_stage)
-                                                            for r in parents]
-    kids = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{parent_id}'", run_view_type=ViewType.ALL,
-                              max_results=1000)
+    assert [r.info.run_id for r in parents] == [parent_id], [(r.info.run_id, r.info.lifecycle_stage) for r in parents]
+    kids = client.search_runs(
+        [exp_id], f"tags.mlflow.parentRunId = '{parent_id}'", run_view_type=ViewType.ALL, max_results=1000
+    )
     assert len(kids) == WORKERS * TRIALS
     assert all(k.info.status == "FINISHED" and k.info.lifecycle_stage == "active" for k in kids)
     kid_trials = [int(k.data.tags["trial"]) for k in kids]
@@ -282,9 +336,15 @@ def test_four_workers_share_one_postgres_study_and_one_mlflow_parent(postgres, m
 def test_a_wrong_postgres_password_is_one_redacted_line_within_seconds(postgres, mlflow_server, tmp_path):
     host, pg_port = postgres
     wrong = "wr0ng-pw-4711"
-    args = ["sweep", f"paths.root={tmp_path}", "data=synthetic", "task_name=pg", "sweep.study_name=pg-wrong",
-            f"sweep.storage={SCHEME}://{USER}:{wrong}@{host}:{pg_port}/optuna",
-            f"tracking.tracking_uri={mlflow_server}"]
+    args = [
+        "sweep",
+        f"paths.root={tmp_path}",
+        "data=synthetic",
+        "task_name=pg",
+        "sweep.study_name=pg-wrong",
+        f"sweep.storage={SCHEME}://{USER}:{wrong}@{host}:{pg_port}/optuna",
+        f"tracking.tracking_uri={mlflow_server}",
+    ]
     start = time.monotonic()
     proc = _sweep_cli(args, timeout=60)
     elapsed = time.monotonic() - start

@@ -70,8 +70,19 @@ def test_sweep_tracks_every_trial_tags_the_front_exports_it_and_resumes(syntheti
     rows = list(csv.DictReader(out.open()))
     assert {int(r["trial"]) for r in rows} == front
     assert [float(r["val_accuracy"]) for r in rows] == sorted((float(r["val_accuracy"]) for r in rows), reverse=True)
-    for col in ("mlflow_run_id", "alpha", "tau", "loss", "model", "test_accuracy", "test_macro_f1",
-                "test_balanced_accuracy", "zero_f1_classes", "delta_test_accuracy", "delta_test_macro_f1"):
+    for col in (
+        "mlflow_run_id",
+        "alpha",
+        "tau",
+        "loss",
+        "model",
+        "test_accuracy",
+        "test_macro_f1",
+        "test_balanced_accuracy",
+        "zero_f1_classes",
+        "delta_test_accuracy",
+        "delta_test_macro_f1",
+    ):
         assert col in rows[0]
     with np.load(client.download_artifacts(study.trials[0].user_attrs["mlflow_run_id"], "predictions.npz")) as z:
         ref_accuracy = float((z["test_true"] == z["test_pred"]).mean())  # the reference, scored independently
@@ -88,8 +99,14 @@ def test_sweep_tracks_every_trial_tags_the_front_exports_it_and_resumes(syntheti
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(synthetic, root):
     # l2 = -1 is rejected by the trial's config validation: a real error inside a trial
-    args = [*synthetic, "sweep.n_trials=5", "sweep.study_name=failing", "sweep.sampler=random",
-            "++sweep.params.model.head.l2='choice(1e-6,-1.0)'", "sweep.baselines=null"]
+    args = [
+        *synthetic,
+        "sweep.n_trials=5",
+        "sweep.study_name=failing",
+        "sweep.sampler=random",
+        "++sweep.params.model.head.l2='choice(1e-6,-1.0)'",
+        "sweep.baselines=null",
+    ]
     assert main(["sweep", *args]) == 0
     cfg = load_config(args)
     study = optuna.load_study(study_name="failing", storage=open_storage(cfg))
@@ -128,8 +145,14 @@ def test_a_capped_fit_is_tagged_and_kept_off_the_front(synthetic, root):
 
     sweep.models.train._WARM.solutions.clear()
     sweep.models.train._LOGITS.clear()
-    args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=capped", "sweep.sampler=random",
-            "++sweep.params.model.head.max_iter='choice(1,3000)'", "sweep.baselines=null"]
+    args = [
+        *synthetic,
+        "sweep.n_trials=8",
+        "sweep.study_name=capped",
+        "sweep.sampler=random",
+        "++sweep.params.model.head.max_iter='choice(1,3000)'",
+        "sweep.baselines=null",
+    ]
     assert main(["sweep", *args]) == 0
     cfg = load_config(args)
     study = optuna.load_study(study_name="capped", storage=open_storage(cfg))
@@ -155,8 +178,11 @@ def test_resuming_a_study_on_other_data_or_settings_is_a_one_line_error(syntheti
     args = [*synthetic, "sweep.n_trials=2", "sweep.study_name=same"]
     assert main(["sweep", *args]) == 0
     capsys.readouterr()
-    for change, named in (("data.ratio=5", "data.content"), ("model.head.l2=1e-3", "model.head.l2"),
-                          ("sweep.cv_folds=3", "objectives")):
+    for change, named in (
+        ("data.ratio=5", "data.content"),
+        ("model.head.l2=1e-3", "model.head.l2"),
+        ("sweep.cv_folds=3", "objectives"),
+    ):
         assert main(["sweep", *args, change]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "study 'same' was run on something else" in err[0] and named in err[0], err

@@ -52,8 +52,10 @@ def test_posthoc_tau_reuses_the_trained_logits(synthetic):
     assert a.info["logits_cache"] == "trained" and b.info["logits_cache"] in ("memory", "disk")
     np.testing.assert_array_equal(a.info["logits"]["test"], b.info["logits"]["test"])
     # the adjustment moved predictions toward rare classes: balanced accuracy does not drop much, recall moves
-    assert a.metrics["test_balanced_accuracy"] != b.metrics["test_balanced_accuracy"] or \
-        a.metrics["test_macro_f1"] != b.metrics["test_macro_f1"]
+    assert (
+        a.metrics["test_balanced_accuracy"] != b.metrics["test_balanced_accuracy"]
+        or a.metrics["test_macro_f1"] != b.metrics["test_macro_f1"]
+    )
 
 
 def test_same_config_and_seed_give_the_same_metrics(synthetic, root):

@@ -30,15 +30,25 @@ from sweep.search.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 STUDY = "ui-demo"
 N_TRIALS = 8
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(shutil.which("chromium") is None,
-                       reason="Debian's chromium is not installed (apt-get install chromium); no browser download"),
+    pytest.mark.skipif(
+        shutil.which("chromium") is None,
+        reason="Debian's chromium is not installed (apt-get install chromium); no browser download",
+    ),
 ]
 
 
@@ -67,7 +77,9 @@ def sweep_summary(args: list[str]) -> dict:
     assert store["children"] == {f"trial-{n}" for n in range(N_TRIALS)}
     assert store["front"] == {f"trial-{t.number}" for t in study.best_trials}
     assert store["front"] and store["front"] < store["children"], (
-        "the filter only proves something when some trials are off the front", store["front"])
+        "the filter only proves something when some trials are off the front",
+        store["front"],
+    )
     return store
 
 
@@ -78,8 +90,9 @@ def start(command: list[str], log_path: Path, ready: str, timeout_s: float = 120
     """`python -m sweep <command>` as `make` runs it; returns the process and its output once `ready` is printed."""
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "sweep", *command], cwd=REPO, stdout=log,
-                                stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sweep", *command], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
     deadline = time.monotonic() + timeout_s
     while ready not in (text := log_path.read_text(errors="replace")):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -105,8 +118,15 @@ def store(tmp_path_factory) -> dict:
     """A finished 8-trial sweep on the generated data, and the link its last lines print."""
     root = tmp_path_factory.mktemp("ui")
     port = free_port()
-    args = [f"paths.root={root}", "data=synthetic", "task_name=ui", f"sweep.n_trials={N_TRIALS}",
-            f"sweep.study_name={STUDY}", "data.signal=0.12", "sweep.progress=false"]
+    args = [
+        f"paths.root={root}",
+        "data=synthetic",
+        "task_name=ui",
+        f"sweep.n_trials={N_TRIALS}",
+        f"sweep.study_name={STUDY}",
+        "data.signal=0.12",
+        "sweep.progress=false",
+    ]
     out = io.StringIO()
     saved = os.environ.get("SWEEP_UI_PORT")
     os.environ["SWEEP_UI_PORT"] = str(port)  # as `make sweep` passes PORT on
@@ -239,7 +259,8 @@ def test_the_printed_link_opens_the_front_in_the_runs_table(ui, tmp_path):
             # exactly the front; MLflow may keep the (untagged) parent as the row the front hangs under
             assert set(names) - {ui["parent"]} == ui["front"] and len(names) == len(set(names)), (names, ui["front"])
             expect(page.get_by_test_id("search-box")).to_have_value(
-                f'tags.pareto = "true" and tags.study_name = "{STUDY}"')
+                f'tags.pareto = "true" and tags.study_name = "{STUDY}"'
+            )
             headers = page.get_by_role("columnheader").all_inner_texts()
             for column in ("val_accuracy", "val_macro_f1", "weighting.alpha", "loss.posthoc_tau", "pareto"):
                 assert column in headers, headers

@@ -88,8 +88,9 @@ def test_stopping_sweep_ui_leaves_no_server_process(sig, tmp_path):
         proc.wait(timeout=30)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            alive = {p for p, (_, pgid, sid) in processes().items()
-                     if p in server or sid in sessions or pgid in sessions}
+            alive = {
+                p for p, (_, pgid, sid) in processes().items() if p in server or sid in sessions or pgid in sessions
+            }
             if not alive:
                 break
             time.sleep(0.2)
@@ -112,8 +113,13 @@ def test_ctrl_c_stops_a_server_started_in_the_background(command, tmp_path):
     log = tmp_path / f"{command}.log"
     cmd = [sys.executable, "-m", "sweep", command, f"paths.root={tmp_path}", "data=synthetic", f"port={port}"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
     try:
         deadline = time.monotonic() + 120
         while "Ctrl-C stops it" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
@@ -148,8 +154,10 @@ def test_bad_port_and_unknown_study_are_one_line(tmp_path, capsys):
 
 
 def test_links_open_the_runs_view_on_a_saved_view(monkeypatch):
-    assert runs_view_url("3", view_key="pareto-a") == \
-        "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=pareto-a"
+    assert (
+        runs_view_url("3", view_key="pareto-a")
+        == "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=pareto-a"
+    )
     assert runs_view_url("3").endswith("runs?workflowType=machine_learning&searchFilter=tags.pareto%20%3D%20%22true%22")
     assert view_key("cfpb-synthetic-tfidf_linear") == "pareto-cfpb-synthetic-tfidf_linear"
     assert view_key("a b") != view_key("a/b") and view_key("a b").startswith("pareto-a-b-")

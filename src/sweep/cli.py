@@ -9,13 +9,23 @@ import sys
 import time
 
 COMMANDS = ("train", "baselines", "sweep", "export", "pick", "ui", "dashboard", "bench", "data", "l2")
-MODULES = {"export": "report.export", "pick": "report.pick", "ui": "serve.ui",
-           "dashboard": "serve.dashboard", "bench": "bench.bench", "l2": "models.select_l2"}  # command -> module
+MODULES = {
+    "export": "report.export",
+    "pick": "report.pick",
+    "ui": "serve.ui",
+    "dashboard": "serve.dashboard",
+    "bench": "bench.bench",
+    "l2": "models.select_l2",
+}  # command -> module
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     for noisy in ("alembic", "mlflow", "urllib3", "httpx", "optuna", "datasets", "filelock", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -45,9 +55,11 @@ def train_command(overrides: list[str]) -> None:
     m = result.metrics
     print(f"run {run_id} ({run_name}) in {result.info['seconds']:.1f}s, logits {result.info['logits_cache']}")
     for split in ("val", "test"):
-        print(f"  {split:5s} accuracy {m[f'{split}_accuracy']:.4f}  macro-F1 {m[f'{split}_macro_f1']:.4f}  "
-              f"balanced acc {m[f'{split}_balanced_accuracy']:.4f}  zero-F1 classes "
-              f"{int(m[f'{split}_zero_f1_classes'])}/{result.splits.num_classes}")
+        print(
+            f"  {split:5s} accuracy {m[f'{split}_accuracy']:.4f}  macro-F1 {m[f'{split}_macro_f1']:.4f}  "
+            f"balanced acc {m[f'{split}_balanced_accuracy']:.4f}  zero-F1 classes "
+            f"{int(m[f'{split}_zero_f1_classes'])}/{result.splits.num_classes}"
+        )
 
 
 def baselines_command(overrides: list[str]) -> None:
@@ -118,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         print(HELP, end="")
         return 0
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m sweep {{{','.join(COMMANDS)}}} [hydra overrides...]; python -m sweep --help "
-              "lists what each does", file=sys.stderr)
+        print(
+            f"usage: python -m sweep {{{','.join(COMMANDS)}}} [hydra overrides...]; python -m sweep --help "
+            "lists what each does",
+            file=sys.stderr,
+        )
         return 2
     _setup_logging()
     command, rest = argv[0], argv[1:]

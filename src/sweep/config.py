@@ -87,8 +87,9 @@ def validate(cfg: DictConfig) -> None:
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config does not resolve: {_first_line(exc)}") from None
     if missing:
-        raise ConfigError(f"required config value(s) not set: {', '.join(missing)} (set them as overrides, "
-                          f"e.g. {missing[0]}=...)")
+        raise ConfigError(
+            f"required config value(s) not set: {', '.join(missing)} (set them as overrides, e.g. {missing[0]}=...)"
+        )
     if cfg.data.source not in SOURCES:
         raise ConfigError(f"data.source={cfg.data.source!r} is unknown: use one of {', '.join(SOURCES)}")
     for key in ("val_fraction", "test_fraction"):
@@ -100,8 +101,12 @@ def validate(cfg: DictConfig) -> None:
     if cfg.model.get("kind") not in MODEL_KINDS:
         raise ConfigError(f"model.kind={cfg.model.get('kind')!r} is unknown: use one of {', '.join(MODEL_KINDS)}")
     if cfg.model.kind == "head":
-        _check_positive("model.head.l2", cfg.model.head.l2, "an unpenalized head on separable features has no "
-                        "optimum; use e.g. 1e-5 (`make l2` chooses it on validation)")
+        _check_positive(
+            "model.head.l2",
+            cfg.model.head.l2,
+            "an unpenalized head on separable features has no "
+            "optimum; use e.g. 1e-5 (`make l2` chooses it on validation)",
+        )
         _check_positive("model.head.gtol", cfg.model.head.get("gtol"), "use e.g. 1e-6")
         _check_range("model.head.max_iter", cfg.model.head.max_iter, 1, 100_000)
     scheme = cfg.weighting.scheme
@@ -121,8 +126,10 @@ def validate(cfg: DictConfig) -> None:
     folds = cfg.sweep.get("cv_folds", 1)
     _check_range("sweep.cv_folds", folds, 1, 20)
     if int(folds) > 1 and cfg.model.kind != "head":
-        raise ConfigError(f"sweep.cv_folds={folds} needs a head model (tfidf_linear, minilm_head): a fine-tune "
-                          "per fold per trial is too costly; use sweep.cv_folds=1")
+        raise ConfigError(
+            f"sweep.cv_folds={folds} needs a head model (tfidf_linear, minilm_head): a fine-tune "
+            "per fold per trial is too costly; use sweep.cv_folds=1"
+        )
     if int(cfg.sweep.n_trials) < 0 or int(cfg.sweep.workers) < 1:
         raise ConfigError("sweep.n_trials must be >= 0 and sweep.workers >= 1")
 

@@ -39,7 +39,7 @@ def sqlalchemy_url(url: str) -> str:
     """postgresql:// -> postgresql+psycopg2:// (SQLAlchemy 2.1 defaults to psycopg 3; we ship psycopg2)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 
@@ -61,10 +61,16 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
 def code_version() -> str:
     root = Path(__file__).resolve().parents[2]
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha, dirty = "", ""
     return f"{__version__}+{sha}{'.dirty' if dirty else ''}" if sha else __version__
@@ -76,18 +82,20 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).read()
         except (urllib.error.URLError, OSError) as exc:
-            raise TrackingError(f"MLflow tracking server {redact(uri)} is not reachable ({exc}): start it "
-                                "or set tracking.tracking_uri") from None
+            raise TrackingError(
+                f"MLflow tracking server {redact(uri)} is not reachable ({exc}): start it or set tracking.tracking_uri"
+            ) from None
     elif uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         try:
             db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TrackingError(f"cannot create {db.parent} for the MLflow store ({exc.strerror}): make it "
-                                "writable or set paths.mlruns_dir") from None
+            raise TrackingError(
+                f"cannot create {db.parent} for the MLflow store ({exc.strerror}): make it "
+                "writable or set paths.mlruns_dir"
+            ) from None
         if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
-            raise TrackingError(f"the MLflow store {db} is not writable: fix its permissions or set "
-                                "paths.mlruns_dir")
+            raise TrackingError(f"the MLflow store {db} is not writable: fix its permissions or set paths.mlruns_dir")
 
 
 def open_client(uri: str):
@@ -216,8 +224,13 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
     tracker.log_params(run_id, flat_params(cfg))
     shown = {k: v for k, v in result.metrics.items() if test_metrics or not k.startswith("test_")}
     tracker.log_metrics(run_id, shown)
-    tags = {"data_fingerprint": splits.fingerprint, "model": cfg.model.name, "data": cfg.data.name,
-            "loss": cfg.loss.name, "weighting": cfg.weighting.scheme}
+    tags = {
+        "data_fingerprint": splits.fingerprint,
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "loss": cfg.loss.name,
+        "weighting": cfg.weighting.scheme,
+    }
     if "fit_converged" in result.metrics:
         tags["converged"] = "true" if result.metrics["fit_converged"] else "false"
     tracker.set_tags(run_id, tags)
@@ -227,10 +240,20 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
     if result.predictions:  # what the export re-scores (bootstrap intervals, classes gained and lost)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "predictions.npz"
-            np.savez_compressed(path, **{f"{s}_pred": p.astype(np.int16) for s, p in result.predictions.items()},
-                                **{f"{s}_true": splits.labels[s].astype(np.int16) for s in result.predictions})
+            np.savez_compressed(
+                path,
+                **{f"{s}_pred": p.astype(np.int16) for s, p in result.predictions.items()},
+                **{f"{s}_true": splits.labels[s].astype(np.int16) for s in result.predictions},
+            )
             tracker.client.log_artifact(run_id, str(path))
     counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
-    tracker.log_json(run_id, {"train_class_counts": counts, "split_sizes": splits.info,
-                              "fit": {k: v for k, v in result.info.items() if k.startswith("fit_")},
-                              "class_weights": result.info.get("class_weights")}, "classes.json")
+    tracker.log_json(
+        run_id,
+        {
+            "train_class_counts": counts,
+            "split_sizes": splits.info,
+            "fit": {k: v for k, v in result.info.items() if k.startswith("fit_")},
+            "class_weights": result.info.get("class_weights"),
+        },
+        "classes.json",
+    )

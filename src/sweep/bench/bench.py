@@ -57,12 +57,18 @@ def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         alpha = trial.suggest_float("weighting.alpha", 0.0, 2.0)
         tau = trial.suggest_float("loss.posthoc_tau", 0.0, 5.0)
-        vec = TfidfVectorizer(max_features=tf.max_features, ngram_range=(1, tf.ngram_max), min_df=tf.min_df,
-                              sublinear_tf=tf.sublinear_tf, dtype=np.float64)  # float64 like the head's fit
+        vec = TfidfVectorizer(
+            max_features=tf.max_features,
+            ngram_range=(1, tf.ngram_max),
+            min_df=tf.min_df,
+            sublinear_tf=tf.sublinear_tf,
+            dtype=np.float64,
+        )  # float64 like the head's fit
         x_train, x_val = vec.fit_transform(splits.texts["train"]), vec.transform(splits.texts["val"])
         w = class_weights(counts, "power", alpha)
-        clf = LogisticRegression(C=c_equal, tol=float(head.gtol), max_iter=int(head.max_iter),
-                                 class_weight=dict(enumerate(w)))
+        clf = LogisticRegression(
+            C=c_equal, tol=float(head.gtol), max_iter=int(head.max_iter), class_weight=dict(enumerate(w))
+        )
         clf.fit(x_train, splits.labels["train"])
         trial.set_user_attr("converged", bool(clf.n_iter_[0] < int(head.max_iter)))
         pred = posthoc_predict(clf.decision_function(x_val), log_prior(counts), tau)
@@ -71,15 +77,18 @@ def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        callback = MLflowCallback(tracking_uri=f"sqlite:///{root}/naive-mlflow.db",
-                                  metric_name=["val_accuracy", "val_macro_f1"])
+        callback = MLflowCallback(
+            tracking_uri=f"sqlite:///{root}/naive-mlflow.db", metric_name=["val_accuracy", "val_macro_f1"]
+        )
         study = optuna.create_study(directions=["maximize", "maximize"], study_name="naive")
         for p in params:
             study.enqueue_trial(p)
         start = time.perf_counter()
         study.optimize(objective, n_trials=len(params), callbacks=[callback])
-    rows = [{"params": t.params, "values": t.values, "seconds": _seconds(t),
-             "converged": t.user_attrs["converged"]} for t in study.trials]
+    rows = [
+        {"params": t.params, "values": t.values, "seconds": _seconds(t), "converged": t.user_attrs["converged"]}
+        for t in study.trials
+    ]
     return rows, time.perf_counter() - start
 
 
@@ -98,8 +107,16 @@ def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tup
         for alpha in trained[:n]:
             loss = LossSpec(class_weights(counts, "power", alpha), log_prior(counts), 0.0)
             init, label = starts.start("bench", loss, secant=how == "secant") if how != "cold" else (None, "cold")
-            fit = fit_head(feats["train"], splits.labels["train"], loss, float(head.l2), float(head.gtol),
-                           int(head.max_iter), init=init, warm_start=label)
+            fit = fit_head(
+                feats["train"],
+                splits.labels["train"],
+                loss,
+                float(head.l2),
+                float(head.gtol),
+                int(head.max_iter),
+                init=init,
+                warm_start=label,
+            )
             starts.add("bench", loss, fit)
             secs.append(fit.seconds)
             iters.append(fit.iterations)
@@ -122,31 +139,44 @@ def bench_command(argv: list[str]) -> None:
         trained = [t for t in done if t.user_attrs.get("logits_cache") == "trained"]
         picked = done[:: opts["naive_every"]]
         naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], run.root)
-        ideas = (warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
-                 if opts["ideas"] > 1 else {})  # ideas=0 skips it (at 113 classes a cold fit takes minutes)
+        ideas = (
+            warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
+            if opts["ideas"] > 1
+            else {}
+        )  # ideas=0 skips it (at 113 classes a cold fit takes minutes)
     diffs = np.abs(np.array([t.values for t in picked]) - np.array([r["values"] for r in naive]))
     n_val = len(splits.labels["val"])
     med_fast, med_naive = statistics.median(fast), statistics.median(r["seconds"] for r in naive)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
-    print(f"bench on {cfg.data.name} ({splits.info}, {splits.num_classes} classes), model {cfg.model.name}, "
-          f"l2 {cfg.model.head.l2}, both sides stop at max|gradient| <= {cfg.model.head.gtol}")
+    print(
+        f"bench on {cfg.data.name} ({splits.info}, {splits.num_classes} classes), model {cfg.model.name}, "
+        f"l2 {cfg.model.head.l2}, both sides stop at max|gradient| <= {cfg.model.head.gtol}"
+    )
     print(f"  first-run featurization (TF-IDF fit + transform, no cache): {feat_s:.2f} s")
-    print(f"  harness: {len(fast)} trials, median {med_fast:.3f} s/trial, wall {sweep_wall:.1f} s (incl. start-up, "
-          f"final plot/CSV); {len(trained)} fits, {len(fast) - len(trained)} reused logits, "
-          f"{unconverged} not converged")
+    print(
+        f"  harness: {len(fast)} trials, median {med_fast:.3f} s/trial, wall {sweep_wall:.1f} s (incl. start-up, "
+        f"final plot/CSV); {len(trained)} fits, {len(fast) - len(trained)} reused logits, "
+        f"{unconverged} not converged"
+    )
     iters = [t.user_attrs["fit_iterations"] for t in trained if "fit_iterations" in t.user_attrs]
     if iters:
-        print(f"  harness head fits: iterations median {statistics.median(iters):.0f}, first (cold) {iters[0]}, "
-              f"max {max(iters)}")
+        print(
+            f"  harness head fits: iterations median {statistics.median(iters):.0f}, first (cold) {iters[0]}, "
+            f"max {max(iters)}"
+        )
     if len(fast) < 50:
         print(f"  50 trials at this median would take ~{50 * med_fast / 60:.1f} min (extrapolated, not measured)")
-    print(f"  naive:   {len(naive)} of those trials' parameters, median {med_naive:.3f} s/trial, wall "
-          f"{naive_wall:.1f} s; {sum(not r['converged'] for r in naive)} not converged")
+    print(
+        f"  naive:   {len(naive)} of those trials' parameters, median {med_naive:.3f} s/trial, wall "
+        f"{naive_wall:.1f} s; {sum(not r['converged'] for r in naive)} not converged"
+    )
     print(f"  speed-up per trial (median naive / median harness): {med_naive / med_fast:.1f}x")
-    print(f"  same answer? largest |difference| on the same parameters: val accuracy {diffs[:, 0].max():.5f}, "
-          f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001); {int(round(diffs[:, 0].max() * n_val))} of "
-          f"{n_val} validation predictions differ at most")
+    print(
+        f"  same answer? largest |difference| on the same parameters: val accuracy {diffs[:, 0].max():.5f}, "
+        f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001); {int(round(diffs[:, 0].max() * n_val))} of "
+        f"{n_val} validation predictions differ at most"
+    )
     if ideas:
         print(f"  head fits by start (median over {opts['ideas'] - 1} warm fits of the sweep's alphas):")
     for how, (s, it) in ideas.items():

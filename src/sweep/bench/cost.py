@@ -70,18 +70,29 @@ def _cell(overrides: list[str], data_dir: str, classes: int, texts: int, trials:
         done = run.done
     fits = [t.user_attrs["metrics"] for t in done if t.user_attrs.get("logits_cache") == "trained"]
     warm = [f["fit_seconds"] for f in fits[1:]]
-    return {"classes": classes, "texts": texts, "features": run.n_features, "featurize_s": run.featurize_s,
-            "cold_s": fits[0]["fit_seconds"], "cold_it": int(fits[0]["fit_iterations"]),
-            "warm_s": statistics.median(warm) if warm else float("nan"),
-            "warm_it": statistics.median(f["fit_iterations"] for f in fits[1:]) if warm else float("nan"),
-            "trial_s": statistics.median((t.datetime_complete - t.datetime_start).total_seconds() for t in done),
-            "wall_s": run.wall_s, "unconverged": sum(f.get("fit_converged") == 0 for f in fits), "trials": len(done)}
+    return {
+        "classes": classes,
+        "texts": texts,
+        "features": run.n_features,
+        "featurize_s": run.featurize_s,
+        "cold_s": fits[0]["fit_seconds"],
+        "cold_it": int(fits[0]["fit_iterations"]),
+        "warm_s": statistics.median(warm) if warm else float("nan"),
+        "warm_it": statistics.median(f["fit_iterations"] for f in fits[1:]) if warm else float("nan"),
+        "trial_s": statistics.median((t.datetime_complete - t.datetime_start).total_seconds() for t in done),
+        "wall_s": run.wall_s,
+        "unconverged": sum(f.get("fit_converged") == 0 for f in fits),
+        "trials": len(done),
+    }
 
 
 def cost_grid(overrides: list[str], data_dir: str, trials: int) -> list[dict]:
     """Every cell of CLASSES x TEXTS; prints each row as it finishes (a long run shows progress)."""
-    print("| classes | texts | TF-IDF features | featurize s | cold fit s (iterations) | warm fit s (iterations) "
-          "| median s/trial | 50 trials ~min | not converged |", flush=True)
+    print(
+        "| classes | texts | TF-IDF features | featurize s | cold fit s (iterations) | warm fit s (iterations) "
+        "| median s/trial | 50 trials ~min | not converged |",
+        flush=True,
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     rows = []
     for texts in TEXTS:
@@ -89,12 +100,18 @@ def cost_grid(overrides: list[str], data_dir: str, trials: int) -> list[dict]:
             r = _cell(overrides, data_dir, classes, texts, trials)
             rows.append(r)
             est = (r["cold_s"] + 49 * r["warm_s"]) / 60  # one cold fit, the rest warm: an estimate, labelled so
-            print(f"| {classes} | {texts:,} | {r['features']:,} | {r['featurize_s']:.1f} | {r['cold_s']:.1f} "
-                  f"({r['cold_it']}) | {r['warm_s']:.1f} ({r['warm_it']:.0f}) | {r['trial_s']:.1f} | {est:.1f} "
-                  f"| {r['unconverged']} of {r['trials']} |", flush=True)
+            print(
+                f"| {classes} | {texts:,} | {r['features']:,} | {r['featurize_s']:.1f} | {r['cold_s']:.1f} "
+                f"({r['cold_it']}) | {r['warm_s']:.1f} ({r['warm_it']:.0f}) | {r['trial_s']:.1f} | {est:.1f} "
+                f"| {r['unconverged']} of {r['trials']} |",
+                flush=True,
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n{trials} trials per cell (3 enqueued baselines, the rest TPE); '50 trials ~min' = cold fit + 49 "
-          f"median warm fits, an estimate from these measurements; peak RSS {peak:.0f} MiB", flush=True)
+    print(
+        f"\n{trials} trials per cell (3 enqueued baselines, the rest TPE); '50 trials ~min' = cold fit + 49 "
+        f"median warm fits, an estimate from these measurements; peak RSS {peak:.0f} MiB",
+        flush=True,
+    )
     return rows
 
 

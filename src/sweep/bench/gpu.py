@@ -106,8 +106,9 @@ def _collate(features):
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([f["labels"] for f in features])}
 
 
-def trainer_reference(label: str, make_model, tokens, labels, bf16: bool, group_by_length: bool,
-                      batch: int = 32, warm_steps: int = 8) -> dict:
+def trainer_reference(
+    label: str, make_model, tokens, labels, bf16: bool, group_by_length: bool, batch: int = 32, warm_steps: int = 8
+) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     times: dict[str, float] = {}
@@ -129,12 +130,26 @@ def trainer_reference(label: str, make_model, tokens, labels, bf16: bool, group_
             grouping = {"group_by_length": group_by_length}
         else:
             grouping = {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
-        args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch, num_train_epochs=1,
-                                 bf16=bf16, **grouping, report_to=[], save_strategy="no",
-                                 logging_strategy="no", disable_tqdm=True, seed=0,
-                                 use_cpu=not torch.cuda.is_available())
-        trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(tokens, labels),
-                          data_collator=_collate, callbacks=[Clock()])
+        args = TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=batch,
+            num_train_epochs=1,
+            bf16=bf16,
+            **grouping,
+            report_to=[],
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            seed=0,
+            use_cpu=not torch.cuda.is_available(),
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=_ListDataset(tokens, labels),
+            data_collator=_collate,
+            callbacks=[Clock()],
+        )
         trainer.train()
         sync()
         steps = trainer.state.global_step
@@ -145,8 +160,14 @@ def trainer_reference(label: str, make_model, tokens, labels, bf16: bool, group_
     gc.collect()
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     name = f"Trainer {'bf16' if bf16 else 'fp32'}{' +group_by_length' if group_by_length else ''} b{batch}"
-    row = {"model": label, "path": name, "seq_s": n_seq / seconds, "tok_s": n_seq / seconds * tokens.lengths.mean(),
-           "params": params, "mem_gib": mem}
+    row = {
+        "model": label,
+        "path": name,
+        "seq_s": n_seq / seconds,
+        "tok_s": n_seq / seconds * tokens.lengths.mean(),
+        "params": params,
+        "mem_gib": mem,
+    }
     log(json.dumps(row))
     return row
 
@@ -179,10 +200,18 @@ def harness_run(label: str, cfg: dict, tokens, labels, epochs: int = 3, path_nam
     sync()
     seconds = time.perf_counter() - acc["t0"]
     mem = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-    row = {"model": label, "path": path_name or _describe(runner, c), "seq_s": acc["seq"] / seconds,
-           "tok_s": acc["tok"] / seconds, "params": params, "mem_gib": mem,
-           "first_step_s": acc["t_first"], "steps": stats["steps"], "loss": stats["loss_per_epoch"],
-           "seq_per_step": len(labels) / warm}
+    row = {
+        "model": label,
+        "path": path_name or _describe(runner, c),
+        "seq_s": acc["seq"] / seconds,
+        "tok_s": acc["tok"] / seconds,
+        "params": params,
+        "mem_gib": mem,
+        "first_step_s": acc["t_first"],
+        "steps": stats["steps"],
+        "loss": stats["loss_per_epoch"],
+        "seq_per_step": len(labels) / warm,
+    }
     log(json.dumps(row))
     del runner
     gc.collect()
@@ -191,8 +220,10 @@ def harness_run(label: str, cfg: dict, tokens, labels, epochs: int = 3, path_nam
 
 
 def _describe(runner, c) -> str:
-    return (f"harness {'bf16' if runner.bf16 else 'fp32'} {'packed' if runner.packed else 'padded'}"
-            f"{' compiled' if runner.compiled else ''} {c['batch_tokens'] // 1024}K tok")
+    return (
+        f"harness {'bf16' if runner.bf16 else 'fp32'} {'packed' if runner.packed else 'padded'}"
+        f"{' compiled' if runner.compiled else ''} {c['batch_tokens'] // 1024}K tok"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- correctness
@@ -228,10 +259,12 @@ def correctness(label: str, cfg: dict, vocab: int, n: int = 16, seed: int = 123)
         if packed and runner.device.type != "cuda":
             bf16 = False
         o, v, g = run(bf16, packed, comp)
-        res[name] = {"logits": float((o - ref[0]).norm() / ref[0].norm()),
-                     "loss": float(abs(v - ref[1]) / abs(ref[1])),
-                     "grad": float((g - ref[2]).norm() / ref[2].norm()),
-                     "finite": bool(torch.isfinite(g).all() and torch.isfinite(o).all())}
+        res[name] = {
+            "logits": float((o - ref[0]).norm() / ref[0].norm()),
+            "loss": float(abs(v - ref[1]) / abs(ref[1])),
+            "grad": float((g - ref[2]).norm() / ref[2].norm()),
+            "finite": bool(torch.isfinite(g).all() and torch.isfinite(o).all()),
+        }
     log(json.dumps(res))
     runner.model = runner.compiled = None
     gc.collect()
@@ -252,8 +285,18 @@ def real_minilm(pretrained: str, quick: bool) -> dict:
 
     from sweep.data.encoders import embed_texts
 
-    csv = next((p for p in (CARRY / "cfpb" / "train.csv.gz", ROOT / "data" / "cfpb" / "train.csv",
-                            ROOT / "data" / "raw" / "cfpb_sample" / "train.csv") if p.exists()), None)
+    csv = next(
+        (
+            p
+            for p in (
+                CARRY / "cfpb" / "train.csv.gz",
+                ROOT / "data" / "cfpb" / "train.csv",
+                ROOT / "data" / "raw" / "cfpb_sample" / "train.csv",
+            )
+            if p.exists()
+        ),
+        None,
+    )
     if csv is None:
         log("CFPB sample not found (.carry/cfpb/train.csv.gz): real fine-tune skipped")
         return {}
@@ -272,8 +315,16 @@ def real_minilm(pretrained: str, quick: bool) -> dict:
     counts = np.bincount(y[tr], minlength=len(classes))
     loss = LossSpec(np.ones(len(classes)), log_prior(counts), tau=0.0)  # plain CE, like the frozen baseline
     t0 = time.perf_counter()
-    out = ft.finetune_logits(x_tr, y[tr], {"val": x_va}, len(classes), loss, cfg, seed=0,
-                             cache_dir=Path(tempfile.gettempdir()) / "sweep_bench_cache")
+    out = ft.finetune_logits(
+        x_tr,
+        y[tr],
+        {"val": x_va},
+        len(classes),
+        loss,
+        cfg,
+        seed=0,
+        cache_dir=Path(tempfile.gettempdir()) / "sweep_bench_cache",
+    )
     t_ft = time.perf_counter() - t0
     f1_ft = f1_score(y[va], out["val"].argmax(1), average="macro")
     acc_ft = float((out["val"].argmax(1) == y[va]).mean())
@@ -288,10 +339,20 @@ def real_minilm(pretrained: str, quick: bool) -> dict:
         frozen[c_reg] = (f1_score(y[va], pred, average="macro"), float((pred == y[va]).mean()))
     t_frozen = time.perf_counter() - t0
     best_c = max(frozen, key=lambda k: frozen[k][0])
-    res = {"n_train": len(tr), "n_val": len(va), "classes": len(classes), "epochs": cfg["epochs"],
-           "finetune_macro_f1": f1_ft, "finetune_acc": acc_ft, "finetune_s": t_ft,
-           "frozen_macro_f1": frozen[best_c][0], "frozen_acc": frozen[best_c][1], "frozen_C": best_c,
-           "frozen_all": {str(k): v for k, v in frozen.items()}, "frozen_s": t_frozen}
+    res = {
+        "n_train": len(tr),
+        "n_val": len(va),
+        "classes": len(classes),
+        "epochs": cfg["epochs"],
+        "finetune_macro_f1": f1_ft,
+        "finetune_acc": acc_ft,
+        "finetune_s": t_ft,
+        "frozen_macro_f1": frozen[best_c][0],
+        "frozen_acc": frozen[best_c][1],
+        "frozen_C": best_c,
+        "frozen_all": {str(k): v for k, v in frozen.items()},
+        "frozen_s": t_frozen,
+    }
     log(json.dumps(res))
     return res
 
@@ -335,36 +396,58 @@ def main(argv: list[str] | None = None) -> None:
     mini = minilm_path(a.minilm)
     n, n32 = (64, 64) if a.quick else (a.seqs, a.ref_fp32_seqs)
     mb_dir = Path(tempfile.mkdtemp()) / "modernbert_base_shape"
-    mb_conf = ModernBertConfig() if not a.quick else ModernBertConfig(
-        hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4)
+    mb_conf = (
+        ModernBertConfig()
+        if not a.quick
+        else ModernBertConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4)
+    )
     mb_conf.num_labels = NUM_LABELS
     mb_conf.save_pretrained(mb_dir)
     mini_conf = AutoConfig.from_pretrained(mini)
     specs = {
-        "ModernBERT-base": dict(vocab=mb_conf.vocab_size, cls=mb_conf.cls_token_id, sep=mb_conf.sep_token_id,
-                                make=lambda: AutoModelForSequenceClassification.from_config(mb_conf),
-                                cfg={"name": "modernbert_base", "pretrained": str(mb_dir), "random_init": True,
-                                     "max_length": 512, "dropout": 0.0}),
-        "MiniLM-L6": dict(vocab=mini_conf.vocab_size, cls=101, sep=102,
-                          make=lambda: AutoModelForSequenceClassification.from_pretrained(
-                              mini, num_labels=NUM_LABELS, dtype=torch.float32),
-                          cfg={"name": "minilm_finetune", "pretrained": mini, "max_length": 512, "dropout": 0.1}),
+        "ModernBERT-base": dict(
+            vocab=mb_conf.vocab_size,
+            cls=mb_conf.cls_token_id,
+            sep=mb_conf.sep_token_id,
+            make=lambda: AutoModelForSequenceClassification.from_config(mb_conf),
+            cfg={
+                "name": "modernbert_base",
+                "pretrained": str(mb_dir),
+                "random_init": True,
+                "max_length": 512,
+                "dropout": 0.0,
+            },
+        ),
+        "MiniLM-L6": dict(
+            vocab=mini_conf.vocab_size,
+            cls=101,
+            sep=102,
+            make=lambda: AutoModelForSequenceClassification.from_pretrained(
+                mini, num_labels=NUM_LABELS, dtype=torch.float32
+            ),
+            cfg={"name": "minilm_finetune", "pretrained": mini, "max_length": 512, "dropout": 0.1},
+        ),
     }
     # harness variants: (name, overrides); all use bf16 autocast + fused AdamW on CUDA
     variants = {
-        "ModernBERT-base": [("packed32k", {"batch_tokens": 32768}),
-                            ("packed16k", {"batch_tokens": 16384}),
-                            ("packed32k_compiled", {"batch_tokens": 32768, "compile": True}),
-                            ("packed64k_compiled", {"batch_tokens": 65536, "compile": True}),
-                            ("padded32k", {"batch_tokens": 32768, "attention": "padded"})],
-        "MiniLM-L6": [("packed32k", {"batch_tokens": 32768}),
-                      ("packed64k", {"batch_tokens": 65536}),
-                      ("packed32k_compiled", {"batch_tokens": 32768, "compile": True}),
-                      ("padded32k", {"batch_tokens": 32768, "attention": "padded"})],
+        "ModernBERT-base": [
+            ("packed32k", {"batch_tokens": 32768}),
+            ("packed16k", {"batch_tokens": 16384}),
+            ("packed32k_compiled", {"batch_tokens": 32768, "compile": True}),
+            ("packed64k_compiled", {"batch_tokens": 65536, "compile": True}),
+            ("padded32k", {"batch_tokens": 32768, "attention": "padded"}),
+        ],
+        "MiniLM-L6": [
+            ("packed32k", {"batch_tokens": 32768}),
+            ("packed64k", {"batch_tokens": 65536}),
+            ("packed32k_compiled", {"batch_tokens": 32768, "compile": True}),
+            ("padded32k", {"batch_tokens": 32768, "attention": "padded"}),
+        ],
     }
     if a.quick:
-        variants = {k: [(nm, {**o, "batch_tokens": 2048}) for nm, o in v if "compiled" not in nm]
-                    for k, v in variants.items()}
+        variants = {
+            k: [(nm, {**o, "batch_tokens": 2048}) for nm, o in v if "compiled" not in nm] for k, v in variants.items()
+        }
     wanted = None if a.variants == "all" else set(a.variants.split(","))
     results: dict = {"device": device_name, "peak_tflops": peak, "rows": [], "correctness": [], "real": {}}
 
@@ -376,12 +459,14 @@ def main(argv: list[str] | None = None) -> None:
     for label, s in specs.items():
         cap = 512
         tokens, labels = synthetic(n, s["vocab"], 0, cap, s["cls"], s["sep"])
-        log(f"{label}: {n} seqs, mean {tokens.lengths.mean():.1f} real tokens, median "
-            f"{np.median(tokens.lengths):.0f}")
+        log(f"{label}: {n} seqs, mean {tokens.lengths.mean():.1f} real tokens, median {np.median(tokens.lengths):.0f}")
         if not a.skip_trainer:
             t32, l32 = synthetic(n32, s["vocab"], 0, cap, s["cls"], s["sep"])
-            refs = {"bf16": (True, False, tokens, labels), "fp32": (False, False, t32, l32),
-                    "bf16_gbl": (True, True, tokens, labels)}
+            refs = {
+                "bf16": (True, False, tokens, labels),
+                "fp32": (False, False, t32, l32),
+                "bf16_gbl": (True, True, tokens, labels),
+            }
             keep = [r for r in a.refs.split(",") if r in refs and (label == "ModernBERT-base" or r != "bf16_gbl")]
             refs = [refs[r] for r in keep]
             for bf16, gbl, tk, lb in refs:
@@ -428,30 +513,37 @@ def main(argv: list[str] | None = None) -> None:
 def print_table(results: dict) -> None:
     peak = results["peak_tflops"]
     lines = [f"\n== sweep.bench.gpu on {results['device']} (bf16 matmul peak measured: {peak:.0f} TFLOP/s) =="]
-    hdr = (f"{'model':<16}{'path':<40}{'seq/s':>9}{'tok/s':>11}{'TFLOP/s':>9}{'%peak':>7}{'GiB':>7}"
-           f"{'x bf16 Trainer':>16}")
+    hdr = (
+        f"{'model':<16}{'path':<40}{'seq/s':>9}{'tok/s':>11}{'TFLOP/s':>9}{'%peak':>7}{'GiB':>7}{'x bf16 Trainer':>16}"
+    )
     lines.append(hdr)
     ref = {r["model"]: r["seq_s"] for r in results["rows"] if r["path"].startswith("Trainer bf16 b")}
     for r in results["rows"]:
         tflops = 6 * r["params"] * r["tok_s"] / 1e12
         ratio = r["seq_s"] / ref[r["model"]] if r["model"] in ref else float("nan")
-        lines.append(f"{r['model']:<16}{r['path'][:39]:<40}{r['seq_s']:>9.0f}{r['tok_s']:>11.0f}{tflops:>9.1f}"
-                     f"{100 * tflops / peak if peak == peak else float('nan'):>6.1f}%{r['mem_gib']:>7.1f}"
-                     f"{ratio:>15.1f}x")
+        lines.append(
+            f"{r['model']:<16}{r['path'][:39]:<40}{r['seq_s']:>9.0f}{r['tok_s']:>11.0f}{tflops:>9.1f}"
+            f"{100 * tflops / peak if peak == peak else float('nan'):>6.1f}%{r['mem_gib']:>7.1f}"
+            f"{ratio:>15.1f}x"
+        )
     lines.append("useful TFLOP/s = 6 x all params (embeddings included) x real tokens/s; seq/s after warm-up")
     for c in results["correctness"]:
         f, h = c["fast"], c["hf_bf16_padded"]
-        lines.append(f"correctness {c['model']}: fast path vs fp32 padded reference, rel. err logits "
-                     f"{f['logits']:.2e}"
-                     f" loss {f['loss']:.2e} grad {f['grad']:.2e} (finite {f['finite']}); plain bf16 autocast"
-                     f" padded: logits {h['logits']:.2e} loss {h['loss']:.2e} grad {h['grad']:.2e}")
+        lines.append(
+            f"correctness {c['model']}: fast path vs fp32 padded reference, rel. err logits "
+            f"{f['logits']:.2e}"
+            f" loss {f['loss']:.2e} grad {f['grad']:.2e} (finite {f['finite']}); plain bf16 autocast"
+            f" padded: logits {h['logits']:.2e} loss {h['loss']:.2e} grad {h['grad']:.2e}"
+        )
     r = results.get("real") or {}
     if r:
         verdict = "OK" if r["finetune_macro_f1"] >= r["frozen_macro_f1"] else "WORSE"
-        lines.append(f"real CFPB MiniLM ({r['n_train']} train / {r['n_val']} val, {r['classes']} classes): "
-                     f"fine-tuned macro-F1 {r['finetune_macro_f1']:.4f} (acc {r['finetune_acc']:.4f}, "
-                     f"{r['finetune_s']:.0f}s, {r['epochs']} epochs) vs frozen+LR {r['frozen_macro_f1']:.4f} "
-                     f"(acc {r['frozen_acc']:.4f}, C={r['frozen_C']}) -> {verdict}")
+        lines.append(
+            f"real CFPB MiniLM ({r['n_train']} train / {r['n_val']} val, {r['classes']} classes): "
+            f"fine-tuned macro-F1 {r['finetune_macro_f1']:.4f} (acc {r['finetune_acc']:.4f}, "
+            f"{r['finetune_s']:.0f}s, {r['epochs']} epochs) vs frozen+LR {r['frozen_macro_f1']:.4f} "
+            f"(acc {r['frozen_acc']:.4f}, C={r['frozen_C']}) -> {verdict}"
+        )
     print("\n".join(lines), flush=True)
 
 

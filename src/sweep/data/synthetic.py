@@ -39,19 +39,32 @@ ZIPF_S, ZIPF_Q, ZIPF_MIN = 1.75, 2.0, 5
 def zipf_sizes(n_classes: int, n: int) -> np.ndarray:
     """Class sizes, largest first, summing to n; no class under ZIPF_MIN (each must reach every split)."""
     if n_classes < 2 or n < n_classes * ZIPF_MIN * 2:
-        raise DataError(f"data.n_classes={n_classes}, data.n={n}: the Zipf profile needs at least 2 classes and "
-                        f"{2 * ZIPF_MIN} texts per class: raise data.n or lower data.n_classes")
+        raise DataError(
+            f"data.n_classes={n_classes}, data.n={n}: the Zipf profile needs at least 2 classes and "
+            f"{2 * ZIPF_MIN} texts per class: raise data.n or lower data.n_classes"
+        )
     p = (np.arange(1, n_classes + 1) + ZIPF_Q) ** -ZIPF_S
     sizes = np.maximum(ZIPF_MIN, np.round(n * p / p.sum())).astype(np.int64)
     sizes[0] += n - sizes.sum()  # rounding and the floor are absorbed by the largest class
     if sizes[0] < sizes[1]:
-        raise DataError(f"data.n={n} is too small for a Zipf profile of data.n_classes={n_classes} with at least "
-                        f"{ZIPF_MIN} texts per class: raise data.n (e.g. {40 * n_classes}) or lower data.n_classes")
+        raise DataError(
+            f"data.n={n} is too small for a Zipf profile of data.n_classes={n_classes} with at least "
+            f"{ZIPF_MIN} texts per class: raise data.n (e.g. {40 * n_classes}) or lower data.n_classes"
+        )
     return sizes
 
 
-def zipf_frame(n_classes: int, n: int, seed: int, words=(50, 150), own=0.06, topic=0.15,
-               n_topics: int = 12, vague: float = 0.3, borrow: float = 0.6) -> pd.DataFrame:
+def zipf_frame(
+    n_classes: int,
+    n: int,
+    seed: int,
+    words=(50, 150),
+    own=0.06,
+    topic=0.15,
+    n_topics: int = 12,
+    vague: float = 0.3,
+    borrow: float = 0.6,
+) -> pd.DataFrame:
     """Complaint-like texts of 50-150 words, in classes of zipf_sizes (class 0 the largest).
 
     A word comes from the class's keywords (share `own`), its topic's keywords (`topic`: classes k, k + T,
@@ -91,10 +104,14 @@ def zipf_frame(n_classes: int, n: int, seed: int, words=(50, 150), own=0.06, top
     vocab = _pseudo_words(n_shared + n_topics * n_topic + (n_topics * (per_topic + 1) + 1) * (n_own // 2))
     tokens = vocab[ids]
     ends = np.cumsum(length)
-    texts = [" ".join(tokens[e - k:e]) for e, k in zip(ends.tolist(), length.tolist(), strict=True)]
+    texts = [" ".join(tokens[e - k : e]) for e, k in zip(ends.tolist(), length.tolist(), strict=True)]
     order = rng.permutation(n)  # classes interleaved, as in a real export
-    return pd.DataFrame({"text": np.asarray(texts, dtype=object)[order],
-                         "label": np.char.add("issue_", lab.astype(str))[order].astype(object)})
+    return pd.DataFrame(
+        {
+            "text": np.asarray(texts, dtype=object)[order],
+            "label": np.char.add("issue_", lab.astype(str))[order].astype(object),
+        }
+    )
 
 
 def _pseudo_words(n: int) -> np.ndarray:

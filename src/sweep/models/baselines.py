@@ -21,8 +21,10 @@ VARIANTS = {  # name -> overrides of the configured model
 
 def majority(splits: Splits) -> dict[str, dict]:
     top = int(np.argmax(splits.train_counts))
-    return {s: evaluate(splits.labels[s], np.full_like(splits.labels[s], top), splits.class_names)[0]
-            for s in ("val", "test")}
+    return {
+        s: evaluate(splits.labels[s], np.full_like(splits.labels[s], top), splits.class_names)[0]
+        for s in ("val", "test")
+    }
 
 
 def tfidf_logreg(splits: Splits, cfg: DictConfig) -> dict[str, dict]:
@@ -31,8 +33,9 @@ def tfidf_logreg(splits: Splits, cfg: DictConfig) -> dict[str, dict]:
 
     from sweep.data.features import featurize
 
-    model_cfg = OmegaConf.create({"features": "tfidf", "tfidf": {"max_features": 50000, "ngram_max": 2,
-                                                                  "min_df": 2, "sublinear_tf": True}})
+    model_cfg = OmegaConf.create(
+        {"features": "tfidf", "tfidf": {"max_features": 50000, "ngram_max": 2, "min_df": 2, "sublinear_tf": True}}
+    )
     feats, _ = featurize(splits, model_cfg, cfg.paths.cache_dir)
     clf = LogisticRegression(C=10.0, max_iter=1000).fit(feats["train"], splits.labels["train"])
     return {s: evaluate(splits.labels[s], clf.predict(feats[s]), splits.class_names)[0] for s in ("val", "test")}
@@ -47,16 +50,16 @@ def variant_config(cfg: DictConfig, name: str) -> DictConfig:
 def baselines(cfg: DictConfig) -> tuple[pd.DataFrame, dict]:
     """Rows: baseline name; columns: test metrics. Also returns each row's full result for logging."""
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
-    rows: dict[str, dict] = {"majority_class": majority(splits),
-                             "tfidf_logreg_sklearn": tfidf_logreg(splits, cfg)}
+    rows: dict[str, dict] = {"majority_class": majority(splits), "tfidf_logreg_sklearn": tfidf_logreg(splits, cfg)}
     full = {}
     for name in VARIANTS:
         vcfg = variant_config(cfg, name)
         result = run(vcfg)
         label = f"{cfg.model.name}_{name}"
         full[label] = (vcfg, result)
-        rows[label] = {s: {k[len(s) + 1 :]: v for k, v in result.metrics.items() if k.startswith(s + "_")}
-                       for s in ("val", "test")}
+        rows[label] = {
+            s: {k[len(s) + 1 :]: v for k, v in result.metrics.items() if k.startswith(s + "_")} for s in ("val", "test")
+        }
     table = pd.DataFrame({name: r["test"] for name, r in rows.items()}).T[COLUMNS]
     table["zero_f1_classes"] = table["zero_f1_classes"].astype(int)
     return table, {"rows": rows, "runs": full}

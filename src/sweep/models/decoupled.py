@@ -25,13 +25,29 @@ def finetuned_features(splits: Splits, settings: dict, cache_dir: str | Path) ->
     ft = dict(settings)
     weighting, tau, seed = dict(ft.pop("weighting")), float(ft.pop("tau")), int(ft.pop("seed"))
     counts = splits.train_counts
-    weights = class_weights(counts, weighting.get("scheme", "power"), float(weighting.get("alpha", 0.0)),
-                            float(weighting.get("beta", 0.999)))
+    weights = class_weights(
+        counts,
+        weighting.get("scheme", "power"),
+        float(weighting.get("alpha", 0.0)),
+        float(weighting.get("beta", 0.999)),
+    )
     loss = LossSpec(weights=weights, log_prior=log_prior(counts), tau=tau)
-    feats, stats = finetune_embeddings(splits.texts["train"], splits.labels["train"], splits.texts,
-                                       splits.num_classes, loss, {"name": "finetuned", **ft}, seed, cache_dir)
-    log.info("finetuned features: fine-tune %.1fs, embedding %.1fs (%s)", stats["finetune_seconds"],
-             stats["embed_seconds"], stats["device"])
+    feats, stats = finetune_embeddings(
+        splits.texts["train"],
+        splits.labels["train"],
+        splits.texts,
+        splits.num_classes,
+        loss,
+        {"name": "finetuned", **ft},
+        seed,
+        cache_dir,
+    )
+    log.info(
+        "finetuned features: fine-tune %.1fs, embedding %.1fs (%s)",
+        stats["finetune_seconds"],
+        stats["embed_seconds"],
+        stats["device"],
+    )
     return feats
 
 

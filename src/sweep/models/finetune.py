@@ -45,15 +45,21 @@ _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "batch_tokens": (8192, lambda v: isinstance(v, int) and v > 0, "a positive int (real tokens per step)"),
     "eval_batch_tokens": (65536, lambda v: isinstance(v, int) and v > 0, "a positive int"),
     "lr": (5e-5, lambda v: isinstance(v, (int, float)) and 0 < v < 1, "a number in (0, 1), e.g. 5e-5"),
-    "head_lr": (None, lambda v: v is None or (isinstance(v, (int, float)) and 0 < v < 1),
-                "null (same as lr) or a number in (0, 1)"),
+    "head_lr": (
+        None,
+        lambda v: v is None or (isinstance(v, (int, float)) and 0 < v < 1),
+        "null (same as lr) or a number in (0, 1)",
+    ),
     "weight_decay": (0.01, lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
     "warmup_ratio": (0.1, lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
     "grad_clip": (1.0, lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0 (0 turns it off)"),
     "precision": ("auto", lambda v: v in PRECISIONS, f"one of {PRECISIONS}"),
     "attention": ("auto", lambda v: v in ATTENTIONS, f"one of {ATTENTIONS}"),
-    "device": ("auto", lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or v.startswith("cuda:")),
-               "auto, cpu, cuda or cuda:N"),
+    "device": (
+        "auto",
+        lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or v.startswith("cuda:")),
+        "auto, cpu, cuda or cuda:N",
+    ),
     "compile": (False, lambda v: isinstance(v, bool), "true or false"),
     "dropout": (0.1, lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
     "random_init": (False, lambda v: isinstance(v, bool), "true or false (benchmarks only)"),
@@ -119,8 +125,12 @@ class Tokens:
 
 
 def _tokenizer_fingerprint(tok) -> str:
-    files = [json.dumps(tok.init_kwargs.get("name_or_path", ""), default=str), type(tok).__name__,
-             str(len(tok)), str(tok.pad_token_id)]
+    files = [
+        json.dumps(tok.init_kwargs.get("name_or_path", ""), default=str),
+        type(tok).__name__,
+        str(len(tok)),
+        str(tok.pad_token_id),
+    ]
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
         files.append(hashlib.sha256(backend.to_str().encode()).hexdigest())
@@ -141,8 +151,14 @@ def tokenize_cached(texts: list[str], tok, max_length: int, cache_dir: Path | No
     t0 = time.perf_counter()
     ids_list: list[list[int]] = []
     for start in range(0, len(texts), 4096):  # chunks keep peak memory small on 58K texts
-        enc = tok(list(texts[start : start + 4096]), truncation=True, max_length=max_length,
-                  padding=False, return_attention_mask=False, return_token_type_ids=False)
+        enc = tok(
+            list(texts[start : start + 4096]),
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         ids_list.extend(enc["input_ids"])
     lengths = np.fromiter((len(x) for x in ids_list), dtype=np.int64, count=len(ids_list))
     offsets = np.zeros(len(ids_list) + 1, dtype=np.int64)
@@ -186,8 +202,20 @@ def _flash_varlen(q, k, v, cu, max_len: int, scale: float, window: tuple[int, in
         return _VARLEN(q, k, v, cu, cu, max_len, max_len, scale=scale, window_size=window)
     # aten's flash kernel directly (differentiable, supports a sliding window).
     out = torch.ops.aten._flash_attention_forward(
-        q, k, v, cu, cu, max_len, max_len, 0.0, False, False, scale=scale,
-        window_size_left=window[0], window_size_right=window[1])
+        q,
+        k,
+        v,
+        cu,
+        cu,
+        max_len,
+        max_len,
+        0.0,
+        False,
+        False,
+        scale=scale,
+        window_size_left=window[0],
+        window_size_right=window[1],
+    )
     return out[0]
 
 
@@ -208,8 +236,19 @@ def _segment_attention(q, k, v, cu, scale: float, window: tuple[int, int]):
     return torch.cat(outs, 0)
 
 
-def packed_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                             sliding_window=None, cu_seq_lens_q=None, max_length_q=None, **kwargs):
+def packed_attention_forward(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    scaling=None,
+    dropout=0.0,
+    sliding_window=None,
+    cu_seq_lens_q=None,
+    max_length_q=None,
+    **kwargs,
+):
     """Attention over packed sequences: query/key/value (1, H, T, D); returns ((1, T, H, D), None).
 
     `sliding_window` follows transformers' flash convention (ModernBERT passes local_window // 2 + 1):
@@ -221,8 +260,9 @@ def packed_attention_forward(module, query, key, value, attention_mask, scaling=
     window = (sliding_window - 1, sliding_window - 1) if sliding_window else (-1, -1)
     scale = scaling if scaling is not None else q.shape[-1] ** -0.5
     if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
-        out = _flash_varlen(q.contiguous(), k.contiguous(), v.contiguous(), cu_seq_lens_q, int(max_length_q),
-                            scale, window)
+        out = _flash_varlen(
+            q.contiguous(), k.contiguous(), v.contiguous(), cu_seq_lens_q, int(max_length_q), scale, window
+        )
     else:
         out = _segment_attention(q, k, v, cu_seq_lens_q, scale, window)
     return out.unsqueeze(0), None
@@ -382,8 +422,15 @@ class Batcher:
         np.cumsum(cu_lens, out=cu[1:])
         pos = np.arange(target) - np.repeat(cu[:-1], cu_lens)
         max_len = cap if fixed_tokens else int(cu_lens.max())
-        return (self._to(ids), self._to(pos), self._to(seg), self._to(cu), max_len, len(idx),
-                self._to(lens.astype(np.int64)))
+        return (
+            self._to(ids),
+            self._to(pos),
+            self._to(seg),
+            self._to(cu),
+            max_len,
+            len(idx),
+            self._to(lens.astype(np.int64)),
+        )
 
     def padded(self, idx: np.ndarray):
         lens = self.lengths[idx]
@@ -423,8 +470,9 @@ class Runner:
         """The encoder's mean-pooled output (before dropout and head), eager: inference runs once."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if self.packed:
-                return self.model.pool_packed(*batcher.packed(idx, None, max(self.cfg["max_length"],
-                                                                            batcher.max_length)))
+                return self.model.pool_packed(
+                    *batcher.packed(idx, None, max(self.cfg["max_length"], batcher.max_length))
+                )
             return self.model.pool_padded(*batcher.padded(idx))
 
 
@@ -455,15 +503,24 @@ def make_optimizer(model: Classifier, cfg: dict, device: torch.device):
         else:
             decay.append(p)
     head_lr = cfg["head_lr"] or cfg["lr"]
-    groups = [{"params": decay, "weight_decay": cfg["weight_decay"], "lr": cfg["lr"]},
-              {"params": no_decay, "weight_decay": 0.0, "lr": cfg["lr"]},
-              {"params": head, "weight_decay": cfg["weight_decay"], "lr": head_lr}]
+    groups = [
+        {"params": decay, "weight_decay": cfg["weight_decay"], "lr": cfg["lr"]},
+        {"params": no_decay, "weight_decay": 0.0, "lr": cfg["lr"]},
+        {"params": head, "weight_decay": cfg["weight_decay"], "lr": head_lr},
+    ]
     fused = device.type == "cuda"
     return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, fused=fused or None)
 
 
-def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, seed: int,
-          epochs: float | None = None, on_step: Callable[[int, np.ndarray], None] | None = None) -> dict:
+def train(
+    runner: Runner,
+    tokens: Tokens,
+    labels: np.ndarray,
+    loss: LossSpec,
+    seed: int,
+    epochs: float | None = None,
+    on_step: Callable[[int, np.ndarray], None] | None = None,
+) -> dict:
     """Train in place; returns {"loss_per_epoch": [...], "steps": n, "seconds": s}.
 
     on_step(step, example_indices) is called after every optimizer step (the bench times with it).
@@ -476,7 +533,7 @@ def train(runner: Runner, tokens: Tokens, labels: np.ndarray, loss: LossSpec, se
     # every epoch's batches planned up front (packing makes their number vary), so the schedule knows the total
     # and the history has one loss per epoch; a fractional last epoch takes that share of its batches
     plans = [plan_batches(tokens.lengths, cfg["batch_tokens"], runner.packed, rng) for _ in range(math.ceil(epochs))]
-    plans[-1] = plans[-1][:max(1, math.ceil(len(plans[-1]) * (epochs - (len(plans) - 1))))]
+    plans[-1] = plans[-1][: max(1, math.ceil(len(plans[-1]) * (epochs - (len(plans) - 1))))]
     total_steps = sum(map(len, plans))
     warmup = int(cfg["warmup_ratio"] * total_steps)
     opt = make_optimizer(model, cfg, dev)
@@ -528,42 +585,68 @@ def predict(runner: Runner, tokens: Tokens, pooled: bool = False) -> np.ndarray:
     return out.cpu().numpy()
 
 
-def _finetuned(train_texts: list[str], train_labels: np.ndarray, eval_texts: dict[str, list[str]],
-               num_classes: int, loss: LossSpec, cfg: Mapping[str, Any], seed: int, cache_dir: Path):
+def _finetuned(
+    train_texts: list[str],
+    train_labels: np.ndarray,
+    eval_texts: dict[str, list[str]],
+    num_classes: int,
+    loss: LossSpec,
+    cfg: Mapping[str, Any],
+    seed: int,
+    cache_dir: Path,
+):
     """Fine-tune cfg.pretrained on the train split with `loss`: (runner, eval tokens, training stats)."""
     c = resolve_cfg(cfg)
     labels = np.asarray(train_labels, dtype=np.int64)
     if labels.shape != (len(train_texts),) or labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"train_labels must be {len(train_texts)} ints in [0, {num_classes}): got shape "
-                         f"{labels.shape}, range [{labels.min()}, {labels.max()}]")
+        raise ValueError(
+            f"train_labels must be {len(train_texts)} ints in [0, {num_classes}): got shape "
+            f"{labels.shape}, range [{labels.min()}, {labels.max()}]"
+        )
     tok = load_tokenizer(c["pretrained"])
     cache_dir = Path(cache_dir)
     train_tokens = tokenize_cached(list(train_texts), tok, c["max_length"], cache_dir)
     eval_tokens = {k: tokenize_cached(list(v), tok, c["max_length"], cache_dir) for k, v in eval_texts.items()}
     runner = build_runner(c, num_classes, seed)
     stats = train(runner, train_tokens, labels, loss, seed)
-    log.info("finetune %s: %d steps in %.1fs on %s (%s, %s), loss per epoch %s", c["name"], stats["steps"],
-             stats["seconds"], runner.device, "bf16" if runner.bf16 else "fp32",
-             "packed" if runner.packed else "padded", [round(x, 4) for x in stats["loss_per_epoch"]])
+    log.info(
+        "finetune %s: %d steps in %.1fs on %s (%s, %s), loss per epoch %s",
+        c["name"],
+        stats["steps"],
+        stats["seconds"],
+        runner.device,
+        "bf16" if runner.bf16 else "fp32",
+        "packed" if runner.packed else "padded",
+        [round(x, 4) for x in stats["loss_per_epoch"]],
+    )
     stats.update(device=str(runner.device), bf16=runner.bf16, packed=runner.packed)
     return runner, eval_tokens, stats
 
 
 def finetune_logits(
-    train_texts: list[str], train_labels: np.ndarray,
+    train_texts: list[str],
+    train_labels: np.ndarray,
     eval_texts: dict[str, list[str]],
-    num_classes: int, loss: LossSpec, cfg: Mapping[str, Any], seed: int, cache_dir: Path,
+    num_classes: int,
+    loss: LossSpec,
+    cfg: Mapping[str, Any],
+    seed: int,
+    cache_dir: Path,
 ) -> dict[str, np.ndarray]:
     """Fine-tune cfg.pretrained on the train split with `loss`; raw float32 logits (n, C) for each eval split."""
-    runner, eval_tokens, _ = _finetuned(train_texts, train_labels, eval_texts, num_classes, loss, cfg, seed,
-                                        cache_dir)
+    runner, eval_tokens, _ = _finetuned(train_texts, train_labels, eval_texts, num_classes, loss, cfg, seed, cache_dir)
     return {k: predict(runner, t).astype(np.float32) for k, t in eval_tokens.items()}
 
 
 def finetune_embeddings(
-    train_texts: list[str], train_labels: np.ndarray,
+    train_texts: list[str],
+    train_labels: np.ndarray,
     texts: dict[str, list[str]],
-    num_classes: int, loss: LossSpec, cfg: Mapping[str, Any], seed: int, cache_dir: Path,
+    num_classes: int,
+    loss: LossSpec,
+    cfg: Mapping[str, Any],
+    seed: int,
+    cache_dir: Path,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Fine-tune once, as finetune_logits, then embed every split in `texts` (train included) with the
     fine-tuned encoder: mean-pooled last hidden states (n, hidden) float32, the representation on which

@@ -35,9 +35,15 @@ class HeadFit:
         return np.asarray(x @ self.weight) + self.bias
 
     def info(self) -> dict:
-        return {"fit_iterations": self.iterations, "fit_evaluations": self.evaluations,
-                "fit_grad_max": self.grad_max, "fit_loss": self.loss, "fit_converged": self.converged,
-                "fit_seconds": self.seconds, "fit_warm_start": self.warm_start}
+        return {
+            "fit_iterations": self.iterations,
+            "fit_evaluations": self.evaluations,
+            "fit_grad_max": self.grad_max,
+            "fit_loss": self.loss,
+            "fit_converged": self.converged,
+            "fit_seconds": self.seconds,
+            "fit_warm_start": self.warm_start,
+        }
 
 
 class _Features:
@@ -66,10 +72,13 @@ class _Features:
     def _tensor(x) -> torch.Tensor:
         if sp.issparse(x):
             x = x.tocsr()
-            return torch.sparse_csr_tensor(torch.from_numpy(x.indptr.astype(np.int64)),
-                                           torch.from_numpy(x.indices.astype(np.int64)),
-                                           torch.from_numpy(x.data.astype(np.float64)), size=x.shape,
-                                           check_invariants=False)
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(x.indptr.astype(np.int64)),
+                torch.from_numpy(x.indices.astype(np.int64)),
+                torch.from_numpy(x.data.astype(np.float64)),
+                size=x.shape,
+                check_invariants=False,
+            )
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
 
 
@@ -83,16 +92,26 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def fit_head(x, y: np.ndarray, loss: LossSpec, l2: float, gtol: float = 1e-5, max_iter: int = 2000,
-             init: tuple[np.ndarray, np.ndarray] | None = None, warm_start: str = "cold") -> HeadFit:
+def fit_head(
+    x,
+    y: np.ndarray,
+    loss: LossSpec,
+    l2: float,
+    gtol: float = 1e-5,
+    max_iter: int = 2000,
+    init: tuple[np.ndarray, np.ndarray] | None = None,
+    warm_start: str = "cold",
+) -> HeadFit:
     """Minimize loss(xW + b, y) + l2 * |W|^2 (float64) until max|gradient| <= gtol.
 
     Convex, and strictly convex in W for l2 > 0; the bias is unpenalized and has one flat direction (adding
     a constant to every class's bias changes nothing), which moves neither the logits' differences nor the
     predictions. So the start point changes how fast a fit converges, not where to."""
     if not l2 > 0:
-        raise ValueError(f"model.head.l2={l2} must be > 0: an unpenalized softmax head on separable "
-                         "features has no optimum; use e.g. 1e-4 (see `make l2`)")
+        raise ValueError(
+            f"model.head.l2={l2} must be > 0: an unpenalized softmax head on separable "
+            "features has no optimum; use e.g. 1e-4 (see `make l2`)"
+        )
     if not gtol > 0:
         raise ValueError(f"model.head.gtol={gtol} must be > 0: use e.g. 1e-5")
     start = time.perf_counter()
@@ -106,8 +125,16 @@ def fit_head(x, y: np.ndarray, loss: LossSpec, l2: float, gtol: float = 1e-5, ma
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     # tolerance_change=0: stop on the gradient (or the cap), never on a small step that only looks like progress
-    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, history_size=20,
-                            line_search_fn="strong_wolfe", tolerance_grad=gtol, tolerance_change=0.0)
+    opt = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=2 * max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=gtol,
+        tolerance_change=0.0,
+    )
 
     def closure():
         opt.zero_grad()
@@ -122,9 +149,17 @@ def fit_head(x, y: np.ndarray, loss: LossSpec, l2: float, gtol: float = 1e-5, ma
         raise FloatingPointError(f"training loss is {final.item()} at the end point: check the features for NaN/inf")
     grad_max = max(float(weight.grad.abs().max()), float(bias.grad.abs().max()))
     state = opt.state[opt._params[0]]
-    return HeadFit(weight=weight.detach().numpy(), bias=bias.detach().numpy(), iterations=int(state.get("n_iter", 0)),
-                   evaluations=int(state.get("func_evals", 0)) + 1, grad_max=grad_max, loss=float(final.detach()),
-                   converged=grad_max <= gtol, seconds=time.perf_counter() - start, warm_start=warm_start)
+    return HeadFit(
+        weight=weight.detach().numpy(),
+        bias=bias.detach().numpy(),
+        iterations=int(state.get("n_iter", 0)),
+        evaluations=int(state.get("func_evals", 0)) + 1,
+        grad_max=grad_max,
+        loss=float(final.detach()),
+        converged=grad_max <= gtol,
+        seconds=time.perf_counter() - start,
+        warm_start=warm_start,
+    )
 
 
 class WarmStarts:
@@ -140,8 +175,9 @@ class WarmStarts:
     def _point(loss: LossSpec) -> np.ndarray:
         return np.append(np.log(loss.weights), loss.tau)
 
-    def start(self, problem: tuple, loss: LossSpec,
-              secant: bool = True) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    def start(
+        self, problem: tuple, loss: LossSpec, secant: bool = True
+    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
         known = self.solutions.get(problem, [])
         if not known:
             return None, "cold"
@@ -153,8 +189,10 @@ class WarmStarts:
             return (fit_i.weight, fit_i.bias), f"nearest (distance {dist[i]:.3g})"
         (qi, _), (qj, fit_j) = known[i], known[order[1]]
         t = float(np.clip(np.dot(p - qi, qj - qi) / np.dot(qj - qi, qj - qi), -1.0, 2.0))
-        return ((fit_i.weight + t * (fit_j.weight - fit_i.weight), fit_i.bias + t * (fit_j.bias - fit_i.bias)),
-                f"secant of the 2 nearest (t={t:.2f}, distance {dist[i]:.3g})")
+        return (
+            (fit_i.weight + t * (fit_j.weight - fit_i.weight), fit_i.bias + t * (fit_j.bias - fit_i.bias)),
+            f"secant of the 2 nearest (t={t:.2f}, distance {dist[i]:.3g})",
+        )
 
     def add(self, problem: tuple, loss: LossSpec, fit: HeadFit) -> None:
         if not fit.converged:

@@ -40,27 +40,36 @@ def _scores_from_confusion(conf: np.ndarray) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
         recall = np.where(support > 0, tp / support, np.nan)
-    return {"accuracy": tp.sum(-1) / conf.sum((-2, -1)), "macro_f1": f1.mean(-1),
-            "balanced_accuracy": np.nanmean(recall, -1)}
+    return {
+        "accuracy": tp.sum(-1) / conf.sum((-2, -1)),
+        "macro_f1": f1.mean(-1),
+        "balanced_accuracy": np.nanmean(recall, -1),
+    }
 
 
-def bootstrap(y_true: np.ndarray, preds: dict[str, np.ndarray], num_classes: int, n_boot: int = 2000,
-              seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+def bootstrap(
+    y_true: np.ndarray, preds: dict[str, np.ndarray], num_classes: int, n_boot: int = 2000, seed: int = 0
+) -> dict[str, dict[str, np.ndarray]]:
     """Stratified bootstrap over test examples (resampled within each true class), vectorized: one
     bincount builds all n_boot confusion matrices. The same resamples serve every prediction vector, so
     differences between two models are paired. Returns name -> metric -> (n_boot,) samples."""
     if n_boot < 1:
         raise ValueError(f"n_boot={n_boot} must be >= 1")
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([members[rng.integers(0, len(members), size=(n_boot, len(members)))]
-                          for c in range(num_classes) if len(members := np.flatnonzero(y_true == c))], axis=1)
+    idx = np.concatenate(
+        [
+            members[rng.integers(0, len(members), size=(n_boot, len(members)))]
+            for c in range(num_classes)
+            if len(members := np.flatnonzero(y_true == c))
+        ],
+        axis=1,
+    )
     offset = (np.arange(n_boot) * num_classes * num_classes)[:, None]
     truth = y_true[idx] * num_classes
     out = {}
     for name, pred in preds.items():
         codes = offset + truth + pred[idx]
-        conf = np.bincount(codes.ravel(), minlength=n_boot * num_classes ** 2).reshape(n_boot, num_classes,
-                                                                                       num_classes)
+        conf = np.bincount(codes.ravel(), minlength=n_boot * num_classes**2).reshape(n_boot, num_classes, num_classes)
         out[name] = _scores_from_confusion(conf)
     return out
 
@@ -115,6 +124,7 @@ def comparisons(samples: dict, scores: dict, front_keys: list, baselines: dict[s
     beaten_by_baseline: each baseline that beats it beyond noise on a metric, or has the higher point
     estimate on both metrics (then both are named, each tagged beyond / within noise), e.g.
     "sqrt_inverse on accuracy and macro-F1 (within noise)". Empty: no baseline does."""
+
     def above(a, b, metric: str) -> bool:
         return interval(samples[a][metric] - samples[b][metric])[0] > 0
 
@@ -125,8 +135,11 @@ def comparisons(samples: dict, scores: dict, front_keys: list, baselines: dict[s
     others = [(f"trial {k}", k) for k in front_keys if k not in baselines.values()] + list(baselines.items())
     out = {}
     for a in front_keys:
-        beats = [f"{label} ({named(won)})" for label, b in others
-                 if b != a and (won := [m for m in COMPARED if above(a, b, m)])]
+        beats = [
+            f"{label} ({named(won)})"
+            for label, b in others
+            if b != a and (won := [m for m in COMPARED if above(a, b, m)])
+        ]
         beaten = []
         for name, b in baselines.items():
             if b == a:

@@ -51,20 +51,38 @@ def fit_linear(feats: dict, y: np.ndarray, loss: LossSpec, head: DictConfig, fea
     """The converged head fit, started from the nearest solution fitted on the same features and l2."""
     problem = (features_key, float(head.l2), float(head.gtol))
     init, how = _WARM.start(problem, loss)
-    fit = fit_head(feats["train"], y, loss, float(head.l2), gtol=float(head.gtol), max_iter=int(head.max_iter),
-                   init=init, warm_start=how)
+    fit = fit_head(
+        feats["train"],
+        y,
+        loss,
+        float(head.l2),
+        gtol=float(head.gtol),
+        max_iter=int(head.max_iter),
+        init=init,
+        warm_start=how,
+    )
     _WARM.add(problem, loss, fit)
     if not fit.converged:
-        log.warning("head fit stopped at the cap (%d iterations) with max|gradient| %.2e > gtol %.0e: not a "
-                    "result; raise model.head.max_iter or model.head.l2", fit.iterations, fit.grad_max, head.gtol)
+        log.warning(
+            "head fit stopped at the cap (%d iterations) with max|gradient| %.2e > gtol %.0e: not a "
+            "result; raise model.head.max_iter or model.head.l2",
+            fit.iterations,
+            fit.grad_max,
+            head.gtol,
+        )
     return fit
 
 
 def _logits_key(cfg: DictConfig, fingerprint: str) -> str:
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     loss.pop("posthoc_tau", None)  # prediction-time only
-    blob = {"model": OmegaConf.to_container(cfg.model, resolve=True), "loss": loss, "seed": int(cfg.seed),
-            "weighting": OmegaConf.to_container(cfg.weighting, resolve=True), "data": fingerprint}
+    blob = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "loss": loss,
+        "seed": int(cfg.seed),
+        "weighting": OmegaConf.to_container(cfg.weighting, resolve=True),
+        "data": fingerprint,
+    }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -81,8 +99,16 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
     from sweep.models.finetune import finetune_logits
 
     evals = {s: splits.texts[s] for s in ("val", "test")}
-    return finetune_logits(splits.texts["train"], splits.labels["train"], evals, splits.num_classes, loss,
-                           cfg.model, int(cfg.seed), cache_dir), info
+    return finetune_logits(
+        splits.texts["train"],
+        splits.labels["train"],
+        evals,
+        splits.num_classes,
+        loss,
+        cfg.model,
+        int(cfg.seed),
+        cache_dir,
+    ), info
 
 
 FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss", "fit_seconds")  # kept with cached logits
@@ -124,15 +150,21 @@ def fold_splits(splits: Splits, k: int, seed: int) -> list[Splits]:
     labels = np.concatenate([splits.labels["train"], splits.labels["val"]])
     smallest = int(np.bincount(labels, minlength=splits.num_classes).min())
     if smallest < k:
-        raise DataError(f"a class has {smallest} example(s) in train + validation, fewer than sweep.cv_folds={k}: "
-                        "lower sweep.cv_folds or raise data.min_class_count")
+        raise DataError(
+            f"a class has {smallest} example(s) in train + validation, fewer than sweep.cv_folds={k}: "
+            "lower sweep.cv_folds or raise data.min_class_count"
+        )
     out = []
     for tr, va in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels):
         parts = {"train": tr, "val": va}
-        out.append(Splits(texts={**{n: [texts[i] for i in idx] for n, idx in parts.items()},
-                                 "test": splits.texts["test"]},
-                          labels={**{n: labels[idx] for n, idx in parts.items()}, "test": splits.labels["test"]},
-                          class_names=splits.class_names, info={f"n_{n}": len(idx) for n, idx in parts.items()}))
+        out.append(
+            Splits(
+                texts={**{n: [texts[i] for i in idx] for n, idx in parts.items()}, "test": splits.texts["test"]},
+                labels={**{n: labels[idx] for n, idx in parts.items()}, "test": splits.labels["test"]},
+                class_names=splits.class_names,
+                info={f"n_{n}": len(idx) for n, idx in parts.items()},
+            )
+        )
     return out
 
 
@@ -146,8 +178,7 @@ def cv_metrics(cfg: DictConfig, splits: Splits, k: int) -> dict[str, float]:
         loss = loss_spec(cfg, fold.train_counts)
         logits, info = cached_logits(cfg, fold, loss)
         converged &= info.get("fit_converged", True)
-        scalars, _ = evaluate(fold.labels["val"], posthoc_predict(logits["val"], loss.log_prior, tau),
-                              fold.class_names)
+        scalars, _ = evaluate(fold.labels["val"], posthoc_predict(logits["val"], loss.log_prior, tau), fold.class_names)
         for m in per_fold:
             per_fold[m].append(scalars[m])
     out: dict[str, float] = {"cv_folds_converged": float(converged)}

@@ -30,8 +30,13 @@ def label_without_overlap(ax, xy: list[tuple[float, float]], texts: list[str], f
     ys = spread([f[1] for f in frac], height)
     for point, (fx, fy), y, text in zip(xy, frac, ys, texts, strict=True):
         right = fx < 0.7
-        ax.annotate(text, xy=point, xytext=(fx + (0.02 if right else -0.02), y),
-                    textcoords="axes fraction", fontsize=fontsize, va="center", ha="left" if right else "right",
-                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#555555"} if abs(y - fy) > height / 2
-                    else None)
-
+        ax.annotate(
+            text,
+            xy=point,
+            xytext=(fx + (0.02 if right else -0.02), y),
+            textcoords="axes fraction",
+            fontsize=fontsize,
+            va="center",
+            ha="left" if right else "right",
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#555555"} if abs(y - fy) > height / 2 else None,
+        )

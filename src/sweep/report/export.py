@@ -35,8 +35,9 @@ def statements(table: pd.DataFrame) -> list[str]:
             name, _, how = entry.partition(" on ")
             lines.append(f"On test, baseline {name} beats trial {r.trial} on {how}.")
     if not lines:
-        lines.append("On test, no baseline beats a Pareto point, neither beyond noise on one metric nor on both "
-                     "metrics.")
+        lines.append(
+            "On test, no baseline beats a Pareto point, neither beyond noise on one metric nor on both metrics."
+        )
     for r in table.itertuples():
         if text(r.beats_beyond_noise):
             lines.append(f"On test, trial {r.trial} beats beyond noise: {r.beats_beyond_noise}.")
@@ -57,8 +58,9 @@ def unique_labels(labels: dict[int, str]) -> dict[int, str]:
     return {t: f"{n} (trial {t})" if values.count(n) > 1 else n for t, n in labels.items()}
 
 
-def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path,
-                 baselines: pd.DataFrame | None = None) -> list[Path]:
+def write_report(
+    study: optuna.Study, table: pd.DataFrame, client, folder: Path, baselines: pd.DataFrame | None = None
+) -> list[Path]:
     """report.md with the table and the pictures: the test-split Pareto plot with intervals and baselines
     (the points a baseline beats ringed, and said in its title), the per-class table (per_class.md / .csv),
     and per front trial the per-class F1 histogram and F1 against class frequency, the classes that moved
@@ -70,49 +72,96 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path,
     names = unique_labels({int(t): n for t, n in zip(rows["trial"], rows["label"], strict=True) if pd.notna(t)})
     scored = table.dropna(subset=["test_accuracy", "test_macro_f1"])
     points = {int(r.trial): (r.test_accuracy, r.test_macro_f1) for r in scored.itertuples()}
-    intervals = {int(r.trial): {"accuracy": (r.test_accuracy_ci_low, r.test_accuracy_ci_high),
-                                "macro_f1": (r.test_macro_f1_ci_low, r.test_macro_f1_ci_high)}
-                 for r in scored.itertuples() if hasattr(r, "test_accuracy_ci_low")}
-    beaten = {int(r.trial): [e.partition(" on ")[0] for e in r.beaten_by_baseline.split("; ")]
-              for r in scored.itertuples() if isinstance(getattr(r, "beaten_by_baseline", None), str)
-              and r.beaten_by_baseline}
+    intervals = {
+        int(r.trial): {
+            "accuracy": (r.test_accuracy_ci_low, r.test_accuracy_ci_high),
+            "macro_f1": (r.test_macro_f1_ci_low, r.test_macro_f1_ci_high),
+        }
+        for r in scored.itertuples()
+        if hasattr(r, "test_accuracy_ci_low")
+    }
+    beaten = {
+        int(r.trial): [e.partition(" on ")[0] for e in r.beaten_by_baseline.split("; ")]
+        for r in scored.itertuples()
+        if isinstance(getattr(r, "beaten_by_baseline", None), str) and r.beaten_by_baseline
+    }
     flagged = {t: "beaten by " + ", ".join(LABELS.get(b, b) for b in bs) for t, bs in beaten.items()}
     note = None
     if beaten:
         who = sorted({LABELS.get(b, b) for bs in beaten.values() for b in bs})
         many = len(who) > 1
-        note = (f"On test, the baseline{'s' if many else ''} {' and '.join(who)} beat{'' if many else 's'} "
-                f"{len(beaten)} of the {len(points)} validation-chosen front point{'s' if len(points) > 1 else ''} "
-                "(ringed).")
+        note = (
+            f"On test, the baseline{'s' if many else ''} {' and '.join(who)} beat{'' if many else 's'} "
+            f"{len(beaten)} of the {len(points)} validation-chosen front point{'s' if len(points) > 1 else ''} "
+            "(ringed)."
+        )
     marks = {}
     for r in baselines.dropna(subset=["test_accuracy", "test_macro_f1"]).itertuples():
         marks[LABELS.get(r.baseline, r.baseline)] = (r.test_accuracy, r.test_macro_f1)
         if pd.notna(r.trial):  # a scored point too: the zoom keeps it in view
             points.setdefault(int(r.trial), (r.test_accuracy, r.test_macro_f1))
-    files = [plot_front(study, folder / "pareto_test.png", marks, split="test", intervals=intervals,
-                        points=points, flagged=flagged, note=note)]
+    files = [
+        plot_front(
+            study,
+            folder / "pareto_test.png",
+            marks,
+            split="test",
+            intervals=intervals,
+            points=points,
+            flagged=flagged,
+            note=note,
+        )
+    ]
     ref = reference_trial(study)
     ref_pred = load_predictions(client, ref.user_attrs.get("mlflow_run_id", "")) if ref else None
     ref_f1 = per_class_f1(ref_pred) if ref_pred is not None else None
-    lines = [f"# Pareto front of study `{study.study_name}`", "",
-             "Chosen on validation; every point re-scored on the held-out test split (from the predictions each "
-             "trial logged) with 95% stratified bootstrap intervals. `within_noise`: the paired interval of the "
-             "change against the reference (unweighted) trial contains 0 for both accuracy and macro-F1. "
-             "`beats_beyond_noise`: the other Pareto points and baselines this point beats on test, the 95% paired "
-             "interval of the difference above 0. `beaten_by_baseline`: the baselines that beat it on test "
-             "(beyond noise on a metric, or better on both metrics even within noise); ringed in the plot. "
-             "Head: the largest classes holding 80% of the training examples; tail: the others; both measured "
-             "by accuracy and macro-F1. The table for a meeting: the `_meeting.md` file beside the CSV.", "",
-             "![Pareto front on the test split](pareto_test.png)", ""]
+    lines = [
+        f"# Pareto front of study `{study.study_name}`",
+        "",
+        "Chosen on validation; every point re-scored on the held-out test split (from the predictions each "
+        "trial logged) with 95% stratified bootstrap intervals. `within_noise`: the paired interval of the "
+        "change against the reference (unweighted) trial contains 0 for both accuracy and macro-F1. "
+        "`beats_beyond_noise`: the other Pareto points and baselines this point beats on test, the 95% paired "
+        "interval of the difference above 0. `beaten_by_baseline`: the baselines that beat it on test "
+        "(beyond noise on a metric, or better on both metrics even within noise); ringed in the plot. "
+        "Head: the largest classes holding 80% of the training examples; tail: the others; both measured "
+        "by accuracy and macro-F1. The table for a meeting: the `_meeting.md` file beside the CSV.",
+        "",
+        "![Pareto front on the test split](pareto_test.png)",
+        "",
+    ]
     said = statements(table)
     if said:
         lines += ["## On test, in words", "", *[f"- {s}" for s in said], ""]
-    cols = [c for c in ("trial", "alpha", "tau", "posthoc_tau", "test_accuracy", "test_accuracy_ci_low",
-                        "test_accuracy_ci_high", "test_macro_f1", "test_macro_f1_ci_low", "test_macro_f1_ci_high",
-                        "delta_test_accuracy", "delta_test_macro_f1", "within_noise", "delta_head_accuracy",
-                        "delta_head_macro_f1", "delta_tail_accuracy", "delta_tail_macro_f1", "zero_f1_classes",
-                        "classes_gained", "classes_lost", "beats_beyond_noise", "beaten_by_baseline",
-                        "mlflow_run_id") if c in table.columns]
+    cols = [
+        c
+        for c in (
+            "trial",
+            "alpha",
+            "tau",
+            "posthoc_tau",
+            "test_accuracy",
+            "test_accuracy_ci_low",
+            "test_accuracy_ci_high",
+            "test_macro_f1",
+            "test_macro_f1_ci_low",
+            "test_macro_f1_ci_high",
+            "delta_test_accuracy",
+            "delta_test_macro_f1",
+            "within_noise",
+            "delta_head_accuracy",
+            "delta_head_macro_f1",
+            "delta_tail_accuracy",
+            "delta_tail_macro_f1",
+            "zero_f1_classes",
+            "classes_gained",
+            "classes_lost",
+            "beats_beyond_noise",
+            "beaten_by_baseline",
+            "mlflow_run_id",
+        )
+        if c in table.columns
+    ]
     lines += [table[cols].to_markdown(index=False), ""]
     preds = {int(r.trial): p for r in table.itertuples() if (p := load_predictions(client, r.mlflow_run_id))}
     if ref_pred is not None:
@@ -121,20 +170,37 @@ def write_report(study: optuna.Study, table: pd.DataFrame, client, folder: Path,
         text = per_class.to_markdown(index=False, floatfmt=".2f")
         md = write_atomic(folder / "per_class.md", lambda tmp: tmp.write_text(text))
         files += [md, write_csv(per_class, folder / "per_class.csv")]
-        lines += ["## Per class, largest training count first", "",
-                  "Test F1 of the unweighted reference and of each front point; the classes whose F1 moved most "
-                  "(by 0.05 or more, at most five) are marked with their largest change.", "", text, ""]
+        lines += [
+            "## Per class, largest training count first",
+            "",
+            "Test F1 of the unweighted reference and of each front point; the classes whose F1 moved most "
+            "(by 0.05 or more, at most five) are marked with their largest change.",
+            "",
+            text,
+            "",
+        ]
     for r in table.itertuples():
         if (pred := preds.get(int(r.trial))) is None:
             continue
         f1 = per_class_f1(pred)
         moved = most_changed(ref_f1, [f1], top=6) if ref_f1 is not None else []
-        png = plot_per_class(f1, pred["counts"], names[int(r.trial)], folder / f"per_class_f1_trial_{r.trial}.png",
-                             reference=ref_f1, names=[_short(n) for n in pred["names"]], marked=moved)
+        png = plot_per_class(
+            f1,
+            pred["counts"],
+            names[int(r.trial)],
+            folder / f"per_class_f1_trial_{r.trial}.png",
+            reference=ref_f1,
+            names=[_short(n) for n in pred["names"]],
+            marked=moved,
+        )
         client.log_artifact(r.mlflow_run_id, str(png))
         files.append(png)
-        lines += [f"## Trial {r.trial}: {names[int(r.trial)]}", "",
-                  f"![per-class F1 of trial {r.trial}]({png.name})", ""]
+        lines += [
+            f"## Trial {r.trial}: {names[int(r.trial)]}",
+            "",
+            f"![per-class F1 of trial {r.trial}]({png.name})",
+            "",
+        ]
     report = write_atomic(folder / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
     return [report, *files]
 
@@ -160,9 +226,27 @@ def export_command(argv: list[str]) -> None:
         for f in [out, *meeting, *files]:
             client.log_artifact(parent, str(f), "export")
     print(f"wrote {out} ({len(table)} Pareto-optimal trials of study {study.study_name!r}) and {report}/report.md")
-    show = [c for c in ("trial", "alpha", "posthoc_tau", "tau", "val_accuracy", "val_macro_f1", "test_accuracy",
-                        "test_accuracy_ci_low", "test_accuracy_ci_high", "test_macro_f1", "test_macro_f1_ci_low",
-                        "test_macro_f1_ci_high", "within_noise", "classes_gained", "classes_lost") if c in table]
+    show = [
+        c
+        for c in (
+            "trial",
+            "alpha",
+            "posthoc_tau",
+            "tau",
+            "val_accuracy",
+            "val_macro_f1",
+            "test_accuracy",
+            "test_accuracy_ci_low",
+            "test_accuracy_ci_high",
+            "test_macro_f1",
+            "test_macro_f1_ci_low",
+            "test_macro_f1_ci_high",
+            "within_noise",
+            "classes_gained",
+            "classes_lost",
+        )
+        if c in table
+    ]
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 40):
         print(table[show].to_string(index=False))
     for line in statements(table):

@@ -35,9 +35,14 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
         tracker.client.log_artifact(parent, str(png))
         table = front_table(study, tracker.client)
         tracker.log_table(parent, table, "pareto.csv")
-    tracker.log_metrics(parent, {"n_complete": len(study.get_trials(states=(TrialState.COMPLETE,))),
-                                 "n_failed": len(study.get_trials(states=(TrialState.FAIL,))),
-                                 "front_size": len(front(study))})
+    tracker.log_metrics(
+        parent,
+        {
+            "n_complete": len(study.get_trials(states=(TrialState.COMPLETE,))),
+            "n_failed": len(study.get_trials(states=(TrialState.FAIL,))),
+            "front_size": len(front(study)),
+        },
+    )
     return png
 
 
@@ -46,9 +51,11 @@ def print_front(study: optuna.Study, cfg: DictConfig) -> None:
     best = front(study)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     unconverged = sum(not converged(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    print(f"study {study.study_name}: {states.count(TrialState.COMPLETE)} complete, "
-          f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front); "
-          f"Pareto front ({len(best)} trials, validation):")
+    print(
+        f"study {study.study_name}: {states.count(TrialState.COMPLETE)} complete, "
+        f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front); "
+        f"Pareto front ({len(best)} trials, validation):"
+    )
     for t in best:
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}  {params}")

@@ -22,8 +22,12 @@ FRONT_FILTER = 'tags.pareto = "true"'
 UI_HOST, UI_PORT = "127.0.0.1", 5000  # `make ui`'s defaults; the Makefile passes HOST / PORT as SWEEP_UI_HOST / _PORT
 
 
-def runs_view_url(experiment_id: str, base_url: str = "http://127.0.0.1:5000",
-                  search_filter: str | None = FRONT_FILTER, view_key: str | None = None) -> str:
+def runs_view_url(
+    experiment_id: str,
+    base_url: str = "http://127.0.0.1:5000",
+    search_filter: str | None = FRONT_FILTER,
+    view_key: str | None = None,
+) -> str:
     """`<base>/#/experiments/<id>/runs?workflowType=machine_learning&searchFilter=...` (the filter URL-quoted).
     With view_key, the saved view replaces the filter: MLflow ignores a view when the URL holds a searchFilter."""
     query = "workflowType=machine_learning"
@@ -63,10 +67,14 @@ def front_view(study_name: str, params: Iterable[str], objectives: Iterable[str]
     """The runs-table state of a study's front: filtered, best macro-F1 first, objectives and searched values
     as columns (MLflow's column keys: metrics.`name`, params.`name`, tags.`name`)."""
     objectives = list(objectives)
-    return {"searchFilter": front_filter(study_name), "orderByKey": f"metrics.`{objectives[-1]}`",
-            "orderByAsc": False,
-            "selectedColumns": [f"metrics.`{m}`" for m in objectives] + [f"params.`{p}`" for p in params]
-            + ["tags.`pareto`"]}
+    return {
+        "searchFilter": front_filter(study_name),
+        "orderByKey": f"metrics.`{objectives[-1]}`",
+        "orderByAsc": False,
+        "selectedColumns": [f"metrics.`{m}`" for m in objectives]
+        + [f"params.`{p}`" for p in params]
+        + ["tags.`pareto`"],
+    }
 
 
 def view_key(study_name: str) -> str:
@@ -87,8 +95,10 @@ def study_link(cfg: DictConfig, study: optuna.Study, base_url: str | None = None
     uri = str(cfg.tracking.tracking_uri)
     experiment = run_experiment(uri, parent)
     if experiment is None:
-        raise TrackingError(f"the MLflow parent run {parent} of study {name!r} is not in {redact(uri)}: set "
-                            "tracking.tracking_uri to the store the sweep logged to")
+        raise TrackingError(
+            f"the MLflow parent run {parent} of study {name!r} is not in {redact(uri)}: set "
+            "tracking.tracking_uri to the store the sweep logged to"
+        )
     params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
     view = front_view(name, params, study.metric_names or OBJECTIVES)
     base = base_url or ui_base_url(uri)

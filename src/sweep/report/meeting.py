@@ -11,17 +11,31 @@ import pandas as pd
 from sweep.models.metrics import per_class_f1
 from sweep.report.table import write_atomic
 
-LABELS = {"majority_class": "majority class", "unweighted": "unweighted", "sqrt_inverse": "sqrt-inverse weights",
-          "posthoc_tau_1": "post-hoc tau 1"}
+LABELS = {
+    "majority_class": "majority class",
+    "unweighted": "unweighted",
+    "sqrt_inverse": "sqrt-inverse weights",
+    "posthoc_tau_1": "post-hoc tau 1",
+}
 ORDER = list(LABELS)  # baselines first, in this order; others (configured ones) next; then the front
-COLUMNS = ["Model", "Kind", "Test accuracy % [95% CI]", "Test macro-F1 % [95% CI]",
-           "Accuracy vs unweighted, points [95% CI]", "Macro-F1 vs unweighted, points [95% CI]",
-           "Classes with F1 = 0", "Classes gained / lost", "Beats unweighted beyond noise?"]
+COLUMNS = [
+    "Model",
+    "Kind",
+    "Test accuracy % [95% CI]",
+    "Test macro-F1 % [95% CI]",
+    "Accuracy vs unweighted, points [95% CI]",
+    "Macro-F1 vs unweighted, points [95% CI]",
+    "Classes with F1 = 0",
+    "Classes gained / lost",
+    "Beats unweighted beyond noise?",
+]
 METRIC_WORDS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
-INTERVALS = ("Intervals: 95% stratified bootstrap of the test examples (each class keeps its test count, so a "
-             "constant predictor such as the majority class gets a zero-width interval). They hold the split "
-             "fixed: a class with a handful of test examples can flip its F1 with one example on another split; "
-             "`make export ARGS=\"seeds=5\"` re-splits and re-fits each point to show that spread.")
+INTERVALS = (
+    "Intervals: 95% stratified bootstrap of the test examples (each class keeps its test count, so a "
+    "constant predictor such as the majority class gets a zero-width interval). They hold the split "
+    "fixed: a class with a handful of test examples can flip its F1 with one example on another split; "
+    '`make export ARGS="seeds=5"` re-splits and re-fits each point to show that spread.'
+)
 
 
 def _num(x: float) -> str:
@@ -37,8 +51,11 @@ def label(row) -> str:
     parts = []
     alpha = row.get("alpha")
     if row.get("weighting") != "none" and pd.notna(alpha) and alpha:
-        parts.append(f"alpha {_num(alpha)}" if row.get("weighting") in (None, "power")
-                     else f"{row['weighting'].replace('_', ' ')} weights alpha {_num(alpha)}")
+        parts.append(
+            f"alpha {_num(alpha)}"
+            if row.get("weighting") in (None, "power")
+            else f"{row['weighting'].replace('_', ' ')} weights alpha {_num(alpha)}"
+        )
     if row.get("loss") == "logit_adjusted":
         parts.append(f"logit-adjusted loss tau {_num(row.get('tau') or 0)}")
     if pd.notna(row.get("posthoc_tau")) and row.get("posthoc_tau"):
@@ -66,8 +83,7 @@ def verdict(row) -> str:
         return "n/a"
     better = [w for m, w in METRIC_WORDS.items() if row[f"delta_test_{m}_ci_low"] > 0]
     worse = [w for m, w in METRIC_WORDS.items() if row[f"delta_test_{m}_ci_high"] < 0]
-    said = ([f"yes, {' and '.join(better)}"] if better else []) + \
-        ([f"worse on {' and '.join(worse)}"] if worse else [])
+    said = ([f"yes, {' and '.join(better)}"] if better else []) + ([f"worse on {' and '.join(worse)}"] if worse else [])
     return "; ".join(said) or "no (within noise)"
 
 
@@ -83,9 +99,11 @@ def meeting_rows(front: pd.DataFrame, baselines: pd.DataFrame, reference: str = 
     base["_order"] = base["baseline"].map(lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
     base = base.sort_values("_order", kind="stable").drop(columns="_order")
     on_front = set(front["trial"].dropna().astype(int))
-    base["row"] = [("reference baseline" if n == reference else "baseline")
-                   + (f", on the front (trial {int(t)})" if pd.notna(t) and int(t) in on_front else "")
-                   for n, t in zip(base["baseline"], base["trial"], strict=True)]
+    base["row"] = [
+        ("reference baseline" if n == reference else "baseline")
+        + (f", on the front (trial {int(t)})" if pd.notna(t) and int(t) in on_front else "")
+        for n, t in zip(base["baseline"], base["trial"], strict=True)
+    ]
     known = set(base["trial"].dropna().astype(int))
     rest = front[~front["trial"].isin(known)].copy()
     rest["row"] = [f"Pareto front (validation), trial {int(t)}" for t in rest["trial"]]
@@ -94,29 +112,42 @@ def meeting_rows(front: pd.DataFrame, baselines: pd.DataFrame, reference: str = 
     return rows
 
 
-def meeting_table(front: pd.DataFrame, baselines: pd.DataFrame,
-                  reference: str = "unweighted") -> tuple[pd.DataFrame, list[str], list[str]]:
+def meeting_table(
+    front: pd.DataFrame, baselines: pd.DataFrame, reference: str = "unweighted"
+) -> tuple[pd.DataFrame, list[str], list[str]]:
     """The table's cells (COLUMNS), the footnotes naming the classes gained / lost, and the sentences saying
     whether a baseline beats the validation-chosen front on test."""
     rows = meeting_rows(front, baselines, reference)
     cells, notes = [], []
     for r in rows.to_dict("records"):
         gained, lost = _names(r.get("classes_gained")), _names(r.get("classes_lost"))
-        moved = f"{len(gained)} / {len(lost)}" if "classes_gained" in r and pd.notna(r.get("test_accuracy")) \
-            else "n/a"
+        moved = f"{len(gained)} / {len(lost)}" if "classes_gained" in r and pd.notna(r.get("test_accuracy")) else "n/a"
         if gained or lost:
-            notes.append(f"[{len(notes) + 1}] {r['label']}: gained {'; '.join(gained) or 'none'}. "
-                         f"Lost {'; '.join(lost) or 'none'}.")
+            notes.append(
+                f"[{len(notes) + 1}] {r['label']}: gained {'; '.join(gained) or 'none'}. "
+                f"Lost {'; '.join(lost) or 'none'}."
+            )
             moved += f" [{len(notes)}]"
         is_ref = r.get("baseline") == reference
-        cells.append([r["label"], r["row"], _pct(r.get("test_accuracy"), r.get("test_accuracy_ci_low"),
-                                                 r.get("test_accuracy_ci_high")),
-                      _pct(r.get("test_macro_f1"), r.get("test_macro_f1_ci_low"), r.get("test_macro_f1_ci_high")),
-                      *("0.0 (reference)" if is_ref else
-                        _points(r.get(f"delta_test_{m}"), r.get(f"delta_test_{m}_ci_low"),
-                                r.get(f"delta_test_{m}_ci_high")) for m in METRIC_WORDS),
-                      "n/a" if pd.isna(r.get("zero_f1_classes")) else str(int(r["zero_f1_classes"])),
-                      moved, "reference" if is_ref else verdict(r)])
+        cells.append(
+            [
+                r["label"],
+                r["row"],
+                _pct(r.get("test_accuracy"), r.get("test_accuracy_ci_low"), r.get("test_accuracy_ci_high")),
+                _pct(r.get("test_macro_f1"), r.get("test_macro_f1_ci_low"), r.get("test_macro_f1_ci_high")),
+                *(
+                    "0.0 (reference)"
+                    if is_ref
+                    else _points(
+                        r.get(f"delta_test_{m}"), r.get(f"delta_test_{m}_ci_low"), r.get(f"delta_test_{m}_ci_high")
+                    )
+                    for m in METRIC_WORDS
+                ),
+                "n/a" if pd.isna(r.get("zero_f1_classes")) else str(int(r["zero_f1_classes"])),
+                moved,
+                "reference" if is_ref else verdict(r),
+            ]
+        )
     return pd.DataFrame(cells, columns=COLUMNS), notes, beaten_sentences(front, baselines)
 
 
@@ -135,19 +166,26 @@ def beaten_sentences(front: pd.DataFrame, baselines: pd.DataFrame) -> list[str]:
             name, _, how = entry.partition(" on ")
             by.setdefault(name, {}).setdefault(how, []).append(labels[int(r.trial)])
     if not by:
-        which = "the validation-chosen front point" if len(scored) == 1 else \
-            f"any of the {len(scored)} validation-chosen front points"
+        which = (
+            "the validation-chosen front point"
+            if len(scored) == 1
+            else f"any of the {len(scored)} validation-chosen front points"
+        )
         return [f"On test, no baseline beats {which}, neither beyond noise on a metric nor on both metrics."]
     out = []
     for name, hows in by.items():
         others = sum(1 for t in scored["trial"] if not _same_trial(on_front.get(name), t))
         n = sum(len(v) for v in hows.values())
         how = "; ".join(f"{' and '.join(points)} on {h}" for h, points in hows.items())
-        out.append(f"On test, the baseline {LABELS.get(name, name.replace('_', ' '))} beats {n} of the {others} "
-                   f"validation-chosen front point{'s' if others > 1 else ''}: {how}.")
+        out.append(
+            f"On test, the baseline {LABELS.get(name, name.replace('_', ' '))} beats {n} of the {others} "
+            f"validation-chosen front point{'s' if others > 1 else ''}: {how}."
+        )
     if all("beyond noise" not in h for hows in by.values() for h in hows):
-        out.append("Within noise means the 95% interval of the difference contains 0: on this test split the "
-                   "front is no better than that baseline, but the baseline is not reliably better either.")
+        out.append(
+            "Within noise means the 95% interval of the difference contains 0: on this test split the "
+            "front is no better than that baseline, but the baseline is not reliably better either."
+        )
     return out
 
 
@@ -159,8 +197,12 @@ def markdown(cells: pd.DataFrame, notes: list[str], sentences: list[str], title:
     """One GitHub table, the footnotes under it, then the sentences."""
     lines = [f"### {title}", "", cells.to_markdown(index=False), ""]
     if notes:
-        lines += ["Classes gained / lost: F1 from 0 on the unweighted model to above 0, and back.", "",
-                  *[f"{n}  " for n in notes], ""]
+        lines += [
+            "Classes gained / lost: F1 from 0 on the unweighted model to above 0, and back.",
+            "",
+            *[f"{n}  " for n in notes],
+            "",
+        ]
     return "\n".join([*lines, *sentences, "", INTERVALS, ""])
 
 
@@ -171,8 +213,7 @@ def write_meeting(front: pd.DataFrame, baselines: pd.DataFrame, csv_path: Path) 
     text = markdown(cells, notes, sentences, "Test split: baselines and the validation-chosen Pareto front")
     csv_path = Path(csv_path)
     md = write_atomic(csv_path.with_name(f"{csv_path.stem}_meeting.md"), lambda tmp: tmp.write_text(text))
-    csv = write_atomic(csv_path.with_name(f"{csv_path.stem}_meeting.csv"),
-                       lambda tmp: cells.to_csv(tmp, index=False))
+    csv = write_atomic(csv_path.with_name(f"{csv_path.stem}_meeting.csv"), lambda tmp: cells.to_csv(tmp, index=False))
     return [md, csv], text
 
 
@@ -190,16 +231,22 @@ def per_class_table(reference: dict, points: dict[str, dict], top: int = 5) -> p
     marked with their largest change (see most_changed)."""
     ref_f1 = per_class_f1(reference)
     f1s = {name: per_class_f1(p) for name, p in points.items()}
-    table = pd.DataFrame({"class": reference["names"], "training examples": reference["counts"],
-                          "test examples": np.bincount(reference["y"], minlength=len(reference["names"])),
-                          "F1 unweighted": ref_f1.round(2)})
+    table = pd.DataFrame(
+        {
+            "class": reference["names"],
+            "training examples": reference["counts"],
+            "test examples": np.bincount(reference["y"], minlength=len(reference["names"])),
+            "F1 unweighted": ref_f1.round(2),
+        }
+    )
     for name, f in f1s.items():
         table[f"F1 {name}"] = f.round(2)
     marked = [""] * len(ref_f1)
     for i in most_changed(ref_f1, list(f1s.values()), top):
         deltas = {name: f[i] - ref_f1[i] for name, f in f1s.items()}
         name = max(deltas, key=lambda k: abs(deltas[k]))
-        marked[i] = f"{'up' if deltas[name] > 0 else 'down'} {deltas[name]:+.2f}" + \
-            (f" ({name})" if len(f1s) > 1 else "")
+        marked[i] = f"{'up' if deltas[name] > 0 else 'down'} {deltas[name]:+.2f}" + (
+            f" ({name})" if len(f1s) > 1 else ""
+        )
     table["moved most (F1 change)"] = marked
     return table.sort_values("training examples", ascending=False, kind="stable").reset_index(drop=True)

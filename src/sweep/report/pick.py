@@ -28,11 +28,15 @@ def _constraint(args: dict[str, str], key: str) -> float | None:
     if not math.isfinite(value):
         raise ConfigError(f"{key}={text!r} is not a number: give a validation accuracy as a fraction, e.g. {example}")
     if key == "min_accuracy" and not 0 <= value <= 1:
-        raise ConfigError(f"min_accuracy={text} is outside [0, 1], so no point can meet it: give a validation "
-                          f"accuracy as a fraction, e.g. {example} for 80%")
+        raise ConfigError(
+            f"min_accuracy={text} is outside [0, 1], so no point can meet it: give a validation "
+            f"accuracy as a fraction, e.g. {example} for 80%"
+        )
     if key == "max_accuracy_loss" and value < 0:
-        raise ConfigError(f"max_accuracy_loss={text} is negative: give the validation accuracy you accept to lose "
-                          f"against the reference as a fraction >= 0, e.g. {example} for one point")
+        raise ConfigError(
+            f"max_accuracy_loss={text} is negative: give the validation accuracy you accept to lose "
+            f"against the reference as a fraction >= 0, e.g. {example} for one point"
+        )
     return value
 
 
@@ -42,8 +46,10 @@ def pick_command(argv: list[str]) -> int:
     no point meets the constraint (the sentence says so), 0 otherwise."""
     args, overrides = split_args(argv, ("study", "min_accuracy", "max_accuracy_loss"))
     if "min_accuracy" not in args and "max_accuracy_loss" not in args:
-        raise ConfigError("give a constraint: min_accuracy=<x> and/or max_accuracy_loss=<x> (against the "
-                          "unweighted reference, validation accuracy)")
+        raise ConfigError(
+            "give a constraint: min_accuracy=<x> and/or max_accuracy_loss=<x> (against the "
+            "unweighted reference, validation accuracy)"
+        )
     min_accuracy, max_loss = _constraint(args, "min_accuracy"), _constraint(args, "max_accuracy_loss")
     cfg = load_config(overrides)
     study = load_study(cfg, args.get("study"))
@@ -62,8 +68,9 @@ def pick_command(argv: list[str]) -> int:
     if max_loss is not None:
         ref = reference_trial(study)
         if ref is None:
-            raise ConfigError("max_accuracy_loss needs the unweighted reference trial, which this study lacks: "
-                              "use min_accuracy")
+            raise ConfigError(
+                "max_accuracy_loss needs the unweighted reference trial, which this study lacks: use min_accuracy"
+            )
         floor = ref.values[0] - max_loss
         ok &= accuracy >= floor
         rules.append(f"validation accuracy >= {floor:.4f} (reference {ref.values[0]:.4f} - {max_loss})")
@@ -78,9 +85,11 @@ def pick_command(argv: list[str]) -> int:
     print(f"  alpha {row.alpha}, loss {row.loss}, tau {row.tau}, post-hoc tau {row.posthoc_tau}, model {row.model}")
     print(f"  validation: accuracy {row.val_accuracy:.4f}, macro-F1 {row.val_macro_f1:.4f}")
     if "test_accuracy_ci_low" in row and pd.notna(row.test_accuracy_ci_low):
-        print(f"  test: accuracy {row.test_accuracy:.4f} [{row.test_accuracy_ci_low:.4f}, "
-              f"{row.test_accuracy_ci_high:.4f}], macro-F1 {row.test_macro_f1:.4f} [{row.test_macro_f1_ci_low:.4f}, "
-              f"{row.test_macro_f1_ci_high:.4f}] (95% bootstrap)")
+        print(
+            f"  test: accuracy {row.test_accuracy:.4f} [{row.test_accuracy_ci_low:.4f}, "
+            f"{row.test_accuracy_ci_high:.4f}], macro-F1 {row.test_macro_f1:.4f} [{row.test_macro_f1_ci_low:.4f}, "
+            f"{row.test_macro_f1_ci_high:.4f}] (95% bootstrap)"
+        )
     elif pd.notna(row.test_accuracy):
         print(f"  test: accuracy {row.test_accuracy:.4f}, macro-F1 {row.test_macro_f1:.4f}")
     else:

@@ -31,10 +31,16 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float, float]],
-               split: str = "val", intervals: dict[int, dict] | None = None,
-               points: dict[int, tuple[float, float]] | None = None, flagged: dict[int, str] | None = None,
-               note: str | None = None) -> Path:
+def plot_front(
+    study: optuna.Study,
+    path: Path,
+    baselines: dict[str, tuple[float, float]],
+    split: str = "val",
+    intervals: dict[int, dict] | None = None,
+    points: dict[int, tuple[float, float]] | None = None,
+    flagged: dict[int, str] | None = None,
+    note: str | None = None,
+) -> Path:
     """Accuracy vs macro-F1: the trials as points, the front drawn, the baselines marked.
 
     split "val" plots every complete trial's objectives. "test" plots the trials in `points` (trial number ->
@@ -51,8 +57,10 @@ def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float
     if split not in ("val", "test"):
         raise ValueError(f"split={split!r} is unknown: use 'val' or 'test'")
     if split == "test" and points is None:
-        raise ValueError("split='test' needs points= (trial number -> test accuracy, macro-F1), computed from the "
-                         "logged predictions: trials store no test metrics")
+        raise ValueError(
+            "split='test' needs points= (trial number -> test accuracy, macro-F1), computed from the "
+            "logged predictions: trials store no test metrics"
+        )
 
     def xy(t: FrozenTrial) -> tuple[float, float]:
         return (t.values[0], t.values[1]) if split == "val" else points.get(t.number, (np.nan, np.nan))
@@ -81,16 +89,32 @@ def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float
         ringed = [(x, y) for t, (x, y) in zip(best, fp, strict=True) if t.number in notes]
         if ringed:
             r = np.array(ringed)
-            ax.scatter(r[:, 0], r[:, 1], s=170, facecolors="none", edgecolors="black", linewidths=1.4,
-                       label=f"beaten by a baseline ({len(ringed)})", zorder=5)
+            ax.scatter(
+                r[:, 0],
+                r[:, 1],
+                s=170,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=1.4,
+                label=f"beaten by a baseline ({len(ringed)})",
+                zorder=5,
+            )
         if intervals:
             legend = "95% bootstrap interval"
             for t, (x, y) in zip(best, fp, strict=True):
                 ci = intervals.get(t.number)
                 if ci:
-                    ax.errorbar(x, y, xerr=[[x - ci["accuracy"][0]], [ci["accuracy"][1] - x]],
-                                yerr=[[y - ci["macro_f1"][0]], [ci["macro_f1"][1] - y]], c="#d1495b",
-                                alpha=0.35, lw=1, zorder=1, label=legend)
+                    ax.errorbar(
+                        x,
+                        y,
+                        xerr=[[x - ci["accuracy"][0]], [ci["accuracy"][1] - x]],
+                        yerr=[[y - ci["macro_f1"][0]], [ci["macro_f1"][1] - y]],
+                        c="#d1495b",
+                        alpha=0.35,
+                        lw=1,
+                        zorder=1,
+                        label=legend,
+                    )
                     legend = None  # once in the legend
     # Zoom on the trials; a baseline far outside (the majority class, usually) is named in a note instead,
     # so that it does not squash the front into a corner.
@@ -109,13 +133,22 @@ def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float
             continue
         ax.scatter([x], [y], marker=next(markers, "X"), s=70, edgecolor="black", label=name, zorder=4)
     if off_chart:
-        ax.text(0.99, 0.01, "\n".join(off_chart), transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#9aa5b1"})
+        ax.text(
+            0.99,
+            0.01,
+            "\n".join(off_chart),
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#9aa5b1"},
+        )
     words = "validation" if split == "val" else "test"
     ax.set_xlabel(f"{words} accuracy")
     ax.set_ylabel(f"{words} macro-F1")
-    title = f"Accuracy vs macro-F1 on the {words} split" + \
-        (": the front chosen on validation, and the baselines" if split == "test" else ": every trial and the front")
+    title = f"Accuracy vs macro-F1 on the {words} split" + (
+        ": the front chosen on validation, and the baselines" if split == "test" else ": every trial and the front"
+    )
     if note:
         title += "\n" + textwrap.fill(note, 95)
     ax.set_title(title, fontsize=9 if note else 10, color="#8b0000" if note else "black")
@@ -126,9 +159,15 @@ def plot_front(study: optuna.Study, path: Path, baselines: dict[str, tuple[float
     return _save(fig, path)
 
 
-def plot_per_class(f1: np.ndarray, counts: np.ndarray, title: str, path: Path,
-                   reference: np.ndarray | None = None, names: list[str] | None = None,
-                   marked: list[int] | np.ndarray = ()) -> Path:
+def plot_per_class(
+    f1: np.ndarray,
+    counts: np.ndarray,
+    title: str,
+    path: Path,
+    reference: np.ndarray | None = None,
+    names: list[str] | None = None,
+    marked: list[int] | np.ndarray = (),
+) -> Path:
     """Left: the per-class F1 histogram (the spike at zero and how it shrinks), whole classes on its y axis;
     right: per-class F1 against the class's training frequency (log scale), the `marked` classes (those that
     moved most) named, a line from the reference's F1 to this one. The reference run (unweighted) in grey.
@@ -159,8 +198,9 @@ def plot_per_class(f1: np.ndarray, counts: np.ndarray, title: str, path: Path,
     right.set_xlabel("training examples of the class (log)")
     right.set_ylabel("per-class test F1")
     right.set_title("Per-class F1 against class size; the classes that moved most named", fontsize=10)
-    fig.suptitle(f"Per-class test F1: {title}" + (" vs the unweighted model" if reference is not None else ""),
-                 fontsize=11)
+    fig.suptitle(
+        f"Per-class test F1: {title}" + (" vs the unweighted model" if reference is not None else ""), fontsize=11
+    )
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left" if ax is left else "lower right")

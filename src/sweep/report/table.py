@@ -28,8 +28,14 @@ from sweep.search.pareto import baseline_points, front, reference_trial
 
 log = logging.getLogger(__name__)
 MAJORITY = "majority_class"  # the baseline every study has: computed here, not a trial
-TEST_COLUMNS = ("test_accuracy", "test_macro_f1", "test_balanced_accuracy", "zero_f1_classes",
-                "delta_test_accuracy", "delta_test_macro_f1")
+TEST_COLUMNS = (
+    "test_accuracy",
+    "test_macro_f1",
+    "test_balanced_accuracy",
+    "zero_f1_classes",
+    "delta_test_accuracy",
+    "delta_test_macro_f1",
+)
 
 
 def _basic_row(t) -> dict:
@@ -38,9 +44,14 @@ def _basic_row(t) -> dict:
     return {
         "trial": t.number,
         "mlflow_run_id": t.user_attrs.get("mlflow_run_id", ""),
-        "alpha": c.get("alpha"), "tau": c.get("tau"), "posthoc_tau": c.get("posthoc_tau"),
-        "loss": c.get("loss"), "weighting": c.get("weighting"), "model": c.get("model"),
-        "val_accuracy": t.values[0], "val_macro_f1": t.values[1],
+        "alpha": c.get("alpha"),
+        "tau": c.get("tau"),
+        "posthoc_tau": c.get("posthoc_tau"),
+        "loss": c.get("loss"),
+        "weighting": c.get("weighting"),
+        "model": c.get("model"),
+        "val_accuracy": t.values[0],
+        "val_macro_f1": t.values[1],
     }
 
 
@@ -72,9 +83,14 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def decision_columns(points: dict[Hashable, dict], ref: int | None, front_keys: list[int] | None = None,
-                     baselines: dict[str, Hashable] | None = None, n_boot: int = 2000,
-                     seed: int = 0) -> dict[int, dict]:
+def decision_columns(
+    points: dict[Hashable, dict],
+    ref: int | None,
+    front_keys: list[int] | None = None,
+    baselines: dict[str, Hashable] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[int, dict]:
     """Per front point (`front_keys`, default: every point), everything computed on the test split from
     the logged predictions: accuracy, macro-F1, balanced accuracy, zero-F1 classes; 95% stratified-bootstrap
     intervals; the change against the reference with its paired interval and whether it is within noise;
@@ -98,8 +114,12 @@ def decision_columns(points: dict[Hashable, dict], ref: int | None, front_keys: 
     out = {}
     for n in front_keys:
         s = scores[n]
-        row: dict = {"test_accuracy": s["accuracy"], "test_macro_f1": s["macro_f1"],
-                     "test_balanced_accuracy": s["balanced_accuracy"], "zero_f1_classes": s["zero_f1_classes"]}
+        row: dict = {
+            "test_accuracy": s["accuracy"],
+            "test_macro_f1": s["macro_f1"],
+            "test_balanced_accuracy": s["balanced_accuracy"],
+            "zero_f1_classes": s["zero_f1_classes"],
+        }
         for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
             row[f"test_{metric}_ci_low"], row[f"test_{metric}_ci_high"] = interval(samples[n][metric])
         row.update(groups[n])
@@ -126,8 +146,7 @@ def _scored_points(study: optuna.Study, client, best: list) -> tuple[dict, dict[
     ref = reference_trial(study)
     named = baseline_points(study)
     wanted = {t.number: t for t in [*best, *named.values(), *([ref] if ref else [])]}
-    points = {n: p for n, t in wanted.items()
-              if (p := load_predictions(client, t.user_attrs.get("mlflow_run_id", "")))}
+    points = {n: p for n, t in wanted.items() if (p := load_predictions(client, t.user_attrs.get("mlflow_run_id", "")))}
     if not points:
         return {}, {}, None
     first = points[ref.number] if ref and ref.number in points else next(iter(points.values()))
@@ -162,8 +181,11 @@ def scored_tables(study: optuna.Study, client=None, n_boot: int = 2000) -> tuple
         keys = list(dict.fromkeys([t.number for t in best] + list(baselines.values())))
         extra = decision_columns(points, ref, keys, baselines, n_boot=n_boot)
         named = baseline_points(study)
-        rows = [{"baseline": name, **(_basic_row(named[name]) if name in named else {"trial": None}), **extra[k]}
-                for name, k in baselines.items() if k in extra]
+        rows = [
+            {"baseline": name, **(_basic_row(named[name]) if name in named else {"trial": None}), **extra[k]}
+            for name, k in baselines.items()
+            if k in extra
+        ]
         base = pd.DataFrame(rows)
     if extra:
         front_rows = {k: v for k, v in extra.items() if k in set(table["trial"])}

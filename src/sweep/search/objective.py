@@ -33,14 +33,17 @@ def search_space(params: Mapping) -> dict[str, BaseDistribution]:
 
     parser = OverridesParser.create()
     space: dict[str, BaseDistribution] = {}
-    for key, text in dotted(OmegaConf.to_container(params, resolve=True) if not isinstance(params, dict)
-                            else params).items():
+    for key, text in dotted(
+        OmegaConf.to_container(params, resolve=True) if not isinstance(params, dict) else params
+    ).items():
         text = str(text)
         try:
             value = parser.parse_override(f"{key}={text}").value()
         except Exception as exc:  # noqa: BLE001 - hydra's grammar errors have several types
-            raise ConfigError(f"sweep.params.{key}={text!r} is not valid sweep syntax ({str(exc).splitlines()[0]}): "
-                              "use interval(lo, hi), range(lo, hi, step) or choice(a, b)") from None
+            raise ConfigError(
+                f"sweep.params.{key}={text!r} is not valid sweep syntax ({str(exc).splitlines()[0]}): "
+                "use interval(lo, hi), range(lo, hi, step) or choice(a, b)"
+            ) from None
         log_scale = "log" in getattr(value, "tags", set())
         if isinstance(value, IntervalSweep):
             lo, hi = float(value.start), float(value.end)
@@ -61,8 +64,10 @@ def search_space(params: Mapping) -> dict[str, BaseDistribution]:
         elif isinstance(value, ChoiceSweep):
             space[key] = CategoricalDistribution([v for v in value.list])
         else:
-            raise ConfigError(f"sweep.params.{key}={text!r} is a fixed value, not a search range: use "
-                              "interval(lo, hi), range(lo, hi, step) or choice(a, b), or set it as a plain override")
+            raise ConfigError(
+                f"sweep.params.{key}={text!r} is a fixed value, not a search range: use "
+                "interval(lo, hi), range(lo, hi, step) or choice(a, b), or set it as a plain override"
+            )
     if not space:
         raise ConfigError("sweep.params is empty: search at least one value, e.g. weighting.alpha: interval(0, 1)")
     return space
@@ -75,15 +80,18 @@ def check_space(cfg: DictConfig, space: Mapping[str, BaseDistribution]) -> None:
         if key in groups:
             continue
         if key.split(".")[0] not in groups and OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
-            raise ConfigError(f"sweep.params searches {key!r}, which this config does not have (groups: "
-                              f"weighting={cfg.weighting.scheme}, loss={cfg.loss.name}): pick a config that has it, "
-                              "e.g. weighting=power for weighting.alpha, loss=logit_adjusted for loss.tau")
+            raise ConfigError(
+                f"sweep.params searches {key!r}, which this config does not have (groups: "
+                f"weighting={cfg.weighting.scheme}, loss={cfg.loss.name}): pick a config that has it, "
+                "e.g. weighting=power for weighting.alpha, loss=logit_adjusted for loss.tau"
+            )
         bounds = {"weighting.alpha": ALPHA_RANGE, "loss.tau": TAU_RANGE, "loss.posthoc_tau": TAU_RANGE}.get(key)
         if bounds and isinstance(dist, FloatDistribution | IntDistribution):
             if dist.low < bounds[0] or dist.high > bounds[1]:
-                raise ConfigError(f"sweep.params.{key} searches [{dist.low}, {dist.high}], outside the allowed "
-                                  f"[{bounds[0]}, {bounds[1]}]: narrow the range")
-
+                raise ConfigError(
+                    f"sweep.params.{key} searches [{dist.low}, {dist.high}], outside the allowed "
+                    f"[{bounds[0]}, {bounds[1]}]: narrow the range"
+                )
 
 
 def trial_overrides(base: list[str], params: Mapping[str, object]) -> list[str]:
@@ -108,8 +116,15 @@ def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[
 class Objective:
     """Compose the trial's config, train, log a nested child run; return (val accuracy, val macro-F1)."""
 
-    def __init__(self, cfg: DictConfig, base_overrides: list[str], space, tracker: Tracker, parent_run_id: str,
-                 sampler_seed: int = 0):
+    def __init__(
+        self,
+        cfg: DictConfig,
+        base_overrides: list[str],
+        space,
+        tracker: Tracker,
+        parent_run_id: str,
+        sampler_seed: int = 0,
+    ):
         self.cfg, self.base, self.space, self.sampler_seed = cfg, base_overrides, space, sampler_seed
         self.tracker, self.parent = tracker, parent_run_id
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -123,9 +138,15 @@ class Objective:
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("sampler_seed", self.sampler_seed)
         run_id = self.tracker.start_run(
-            f"trial-{trial.number}", parent_run_id=self.parent,
-            tags={"kind": "trial", "trial": str(trial.number), "study_name": trial.study.study_name,
-                  **{f"param.{k}": str(v) for k, v in params.items()}})
+            f"trial-{trial.number}",
+            parent_run_id=self.parent,
+            tags={
+                "kind": "trial",
+                "trial": str(trial.number),
+                "study_name": trial.study.study_name,
+                **{f"param.{k}": str(v) for k, v in params.items()},
+            },
+        )
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
             cfg = load_config(overrides)
@@ -139,17 +160,26 @@ class Objective:
                 trial.set_user_attr("fit_converged", bool(result.metrics["fit_converged"]))
                 trial.set_user_attr("fit_iterations", int(result.metrics["fit_iterations"]))
                 trial.set_user_attr("fit_grad_max", float(result.metrics["fit_grad_max"]))
-            trial.set_user_attr("config", {
-                "model": cfg.model.name, "weighting": cfg.weighting.scheme,
-                "alpha": float(cfg.weighting.get("alpha", 0.0)), "loss": cfg.loss.name,
-                "tau": float(cfg.loss.get("tau", 0.0)) if cfg.loss.name == "logit_adjusted" else 0.0,
-                "posthoc_tau": float(cfg.loss.get("posthoc_tau", 0.0))})
+            trial.set_user_attr(
+                "config",
+                {
+                    "model": cfg.model.name,
+                    "weighting": cfg.weighting.scheme,
+                    "alpha": float(cfg.weighting.get("alpha", 0.0)),
+                    "loss": cfg.loss.name,
+                    "tau": float(cfg.loss.get("tau", 0.0)) if cfg.loss.name == "logit_adjusted" else 0.0,
+                    "posthoc_tau": float(cfg.loss.get("posthoc_tau", 0.0)),
+                },
+            )
             trial.set_user_attr("seconds", round(result.info["seconds"], 3))
             trial.set_user_attr("logits_cache", result.info.get("logits_cache"))
         except BaseException as exc:
             interrupted = bool(INTERRUPTED) or not isinstance(exc, Exception)
-            error = "interrupted (signal)" if interrupted else \
-                redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:500]
+            error = (
+                "interrupted (signal)"
+                if interrupted
+                else redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:500]
+            )
             trial.set_user_attr("error", error)
             self.tracker.set_tags(run_id, {"error": error})
             self.tracker.end_run(run_id, "KILLED" if interrupted else "FAILED")

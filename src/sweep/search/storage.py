@@ -36,8 +36,10 @@ def open_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
                 raise PermissionError(13, "not writable")
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
-            raise ConfigError(f"cannot use Optuna storage {path} ({exc.strerror or exc}): make {path.parent} "
-                              "writable or set sweep.storage") from None
+            raise ConfigError(
+                f"cannot use Optuna storage {path} ({exc.strerror or exc}): make {path.parent} "
+                "writable or set sweep.storage"
+            ) from None
     engine_kwargs = {}
     if location.startswith("postgresql"):
         engine_kwargs = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
@@ -47,12 +49,14 @@ def open_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
         hb = int(cfg.sweep.get("heartbeat_interval", 30))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(sqlalchemy_url(location), engine_kwargs=engine_kwargs,
-                                              heartbeat_interval=hb, grace_period=2 * hb)
+            return optuna.storages.RDBStorage(
+                sqlalchemy_url(location), engine_kwargs=engine_kwargs, heartbeat_interval=hb, grace_period=2 * hb
+            )
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for "cannot connect"
         msg = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise ConfigError(f"Optuna storage {redact(location)} is not reachable ({msg[:200]}): start the "
-                          "database or fix sweep.storage") from None
+        raise ConfigError(
+            f"Optuna storage {redact(location)} is not reachable ({msg[:200]}): start the database or fix sweep.storage"
+        ) from None
 
 
 def load_study(cfg: DictConfig, name: str | None) -> optuna.Study:
@@ -60,8 +64,10 @@ def load_study(cfg: DictConfig, name: str | None) -> optuna.Study:
     storage = open_storage(cfg)
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     if not summaries:
-        raise ConfigError(f"no study in {storage_location(cfg) if '@' not in storage_location(cfg) else 'the storage'}"
-                          ": run `make sweep` first, or set sweep.storage")
+        raise ConfigError(
+            f"no study in {storage_location(cfg) if '@' not in storage_location(cfg) else 'the storage'}"
+            ": run `make sweep` first, or set sweep.storage"
+        )
     names = [s.study_name for s in summaries]
     if name is None:  # the last study: the one whose latest trial started last
         latest = max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start or 0, s._study_id))
@@ -75,8 +81,10 @@ def running_warning(study: optuna.Study) -> str | None:
     n = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     if not n:
         return None
-    return (f"warning: study {study.study_name} has {n} RUNNING trial(s): the front may change; run export again "
-            "when they finish")
+    return (
+        f"warning: study {study.study_name} has {n} RUNNING trial(s): the front may change; run export again "
+        "when they finish"
+    )
 
 
 def _pid_alive(pid: int) -> bool:

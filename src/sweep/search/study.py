@@ -44,8 +44,9 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ConfigError(f"sweep.sampler={name!r} is unknown: use tpe, nsga2 or random")
 
 
-def ensure_parent(study: optuna.Study, tracker: Tracker, cfg: DictConfig, creator: bool = False,
-                  wait_s: float = 120.0) -> str:
+def ensure_parent(
+    study: optuna.Study, tracker: Tracker, cfg: DictConfig, creator: bool = False, wait_s: float = 120.0
+) -> str:
     """One parent run per study, its id kept in the study: a resumed study or a new worker reuses it.
     The process that created the study creates the parent; the others wait for its id."""
     deadline = time.time() + (0 if creator else wait_s)
@@ -58,10 +59,18 @@ def ensure_parent(study: optuna.Study, tracker: Tracker, cfg: DictConfig, creato
         if tracker.reopen(run_id):
             return run_id
         log.warning("parent run %s of study %s is gone from MLflow: starting a new one", run_id, study.study_name)
-    run_id = tracker.start_run(study.study_name, tags={"kind": "sweep", "study_name": study.study_name,
-                                                      "optuna_storage": redact(storage_location(cfg))})
-    tracker.log_params(run_id, {**flat_params(cfg), "optuna.storage": redact(storage_location(cfg)),
-                                "optuna.directions": "maximize val_accuracy, maximize val_macro_f1"})
+    run_id = tracker.start_run(
+        study.study_name,
+        tags={"kind": "sweep", "study_name": study.study_name, "optuna_storage": redact(storage_location(cfg))},
+    )
+    tracker.log_params(
+        run_id,
+        {
+            **flat_params(cfg),
+            "optuna.storage": redact(storage_location(cfg)),
+            "optuna.directions": "maximize val_accuracy, maximize val_macro_f1",
+        },
+    )
     study.set_user_attr(PARENT_ATTR, run_id)
     return run_id
 
@@ -85,8 +94,12 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
     hand, a resume) adds its pid, so that two processes never draw the same trials."""
     base = int(cfg.sweep.seed) + int(cfg.sweep.get("worker_index", 0))
     try:
-        study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, base),
-                                    directions=["maximize", "maximize"])
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=make_sampler(cfg.sweep.sampler, base),
+            directions=["maximize", "maximize"],
+        )
         created, seed = True, base
     except optuna.exceptions.DuplicatedStudyError:
         seed = base if os.environ.get(MANAGED_ENV) == "1" else base + 1000 * (os.getpid() % 100_000) + 1
@@ -99,16 +112,22 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
     return study, created, seed
 
 
-
 def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_fingerprint: str) -> dict[str, str]:
     """Everything that changes what a trial's numbers mean: the data's content (texts, labels, splits), the
     model and featurization settings, the fixed (unsearched) weighting and loss values, the objectives, the
     seed. A study resumed with a different identity would mix two experiments into one front."""
     searched_groups = {k for k in space if "." not in k}
-    out = {"data.content": data_fingerprint, "data.name": str(cfg.data.name), "seed": str(cfg.seed),
-           "objectives": f"{', '.join(OBJECTIVES)} on "
-                         + (f"{cfg.sweep.cv_folds}-fold cross-validation" if int(cfg.sweep.get("cv_folds", 1)) > 1
-                            else "the validation split")}
+    out = {
+        "data.content": data_fingerprint,
+        "data.name": str(cfg.data.name),
+        "seed": str(cfg.seed),
+        "objectives": f"{', '.join(OBJECTIVES)} on "
+        + (
+            f"{cfg.sweep.cv_folds}-fold cross-validation"
+            if int(cfg.sweep.get("cv_folds", 1)) > 1
+            else "the validation split"
+        ),
+    }
     for group in ("model", "weighting", "loss"):
         if group in searched_groups:
             continue
@@ -128,9 +147,11 @@ def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
     if changed:
         what = "; ".join(f"{k}: {known.get(k, '(unset)')} -> {identity.get(k, '(unset)')}" for k in changed[:4])
         more = "; ..." if len(changed) > 4 else ""
-        raise ConfigError(f"study {study.study_name!r} was run on something else ({what}{more}): resuming would "
-                          "mix both into one front; start a new study, e.g. "
-                          f"sweep.study_name={study.study_name}-{identity['data.content'][:6]}")
+        raise ConfigError(
+            f"study {study.study_name!r} was run on something else ({what}{more}): resuming would "
+            "mix both into one front; start a new study, e.g. "
+            f"sweep.study_name={study.study_name}-{identity['data.content'][:6]}"
+        )
 
 
 def setup_study(study: optuna.Study, cfg: DictConfig, space: Mapping[str, BaseDistribution]) -> None:
@@ -174,16 +195,30 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
         raise
 
 
-def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tracker: Tracker, parent: str,
-           sampler_seed: int, finalize: Finalize, report: Report) -> None:
+def _sweep(
+    study: optuna.Study,
+    cfg: DictConfig,
+    overrides: list[str],
+    space,
+    tracker: Tracker,
+    parent: str,
+    sampler_seed: int,
+    finalize: Finalize,
+    report: Report,
+) -> None:
     killed = reconcile(study, tracker)
     if killed:
         log.info("marked %d interrupted trial(s) as failed / KILLED", killed)
     workers = int(cfg.sweep.workers)
     n_trials = int(cfg.sweep.n_trials)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    log.info("study %s in %s: %d complete trials so far; MLflow parent run %s", study.study_name,
-             redact(storage_location(cfg)), done, parent)
+    log.info(
+        "study %s in %s: %d complete trials so far; MLflow parent run %s",
+        study.study_name,
+        redact(storage_location(cfg)),
+        done,
+        parent,
+    )
     if workers > 1:
         total = cfg.sweep.get("total_trials")  # each worker stops once the study holds `total` complete trials
         rc = run_workers(workers, overrides, study, max(0, int(total) - done) if total else n_trials * workers)
@@ -203,8 +238,9 @@ def _sweep(study: optuna.Study, cfg: DictConfig, overrides: list[str], space, tr
         n_trials = max(0, int(total) - done)
     progress = _progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
     try:
-        study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[*callbacks, progress],
-                       gc_after_trial=False)
+        study.optimize(
+            objective, n_trials=n_trials, catch=(Exception,), callbacks=[*callbacks, progress], gc_after_trial=False
+        )
     finally:
         progress.close()
         for sig, handler in previous.items():

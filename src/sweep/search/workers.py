@@ -33,9 +33,22 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
             env[SECRET_ENV[key]] = value
         else:
             args.append(o)
-    procs = [subprocess.Popen([sys.executable, "-m", "sweep", "sweep", *args, "sweep.workers=1",
-                               f"sweep.worker_index={i}", "sweep.progress=false"], env=env)
-             for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sweep",
+                "sweep",
+                *args,
+                "sweep.workers=1",
+                f"sweep.worker_index={i}",
+                "sweep.progress=false",
+            ],
+            env=env,
+        )
+        for i in range(n)
+    ]
     start_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
     try:
         with tqdm(total=total, desc=f"{n} workers", unit="trial") as bar:

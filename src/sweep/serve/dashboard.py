@@ -33,8 +33,10 @@ class _QuietHandler(WSGIRequestHandler):
 
 def dashboard_urls(storage: optuna.storages.BaseStorage, base: str) -> list[tuple[str, str]]:
     """(study, its dashboard page) for each study of the storage."""
-    return [(s.study_name, f"{base}/studies/{storage.get_study_id_from_name(s.study_name)}")
-            for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    return [
+        (s.study_name, f"{base}/studies/{storage.get_study_id_from_name(s.study_name)}")
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
 
 
 def dashboard_command(argv: list[str]) -> int:
@@ -46,15 +48,18 @@ def dashboard_command(argv: list[str]) -> int:
     port = parse_port(args.get("port") or DASHBOARD_PORT, "dashboard")
     storage = open_storage(cfg)
     try:
-        server = make_server(host, port, wsgi(storage), server_class=_Server6 if ":" in host else _Server,
-                             handler_class=_QuietHandler)
+        server = make_server(
+            host, port, wsgi(storage), server_class=_Server6 if ":" in host else _Server, handler_class=_QuietHandler
+        )
     except OSError as exc:
         raise port_in_use(host, port, "dashboard", exc) from None
     base = f"http://{browser_host(host)}:{port}/dashboard"
     urls = dashboard_urls(storage, base)
     if not urls:
-        print(f"no study in {redact(storage_location(cfg))} yet: `make sweep` runs one (the dashboard shows it "
-              "when it appears)")
+        print(
+            f"no study in {redact(storage_location(cfg))} yet: `make sweep` runs one (the dashboard shows it "
+            "when it appears)"
+        )
     for name, url in urls:
         print(f"study {name}, its Pareto front in Optuna Dashboard: {url}")
     print(f"Optuna Dashboard at {base} (Ctrl-C stops it)", flush=True)

@@ -61,8 +61,10 @@ def check_port(host: str, port: int, command: str) -> None:
 
 
 def port_in_use(host: str, port: int, command: str, exc: OSError) -> ConfigError:
-    return ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what holds it (another `make "
-                       f"{command}`?) or choose another port, e.g. PORT={port + 1} make {command}")
+    return ConfigError(
+        f"cannot listen on {host}:{port} ({exc.strerror}): stop what holds it (another `make "
+        f"{command}`?) or choose another port, e.g. PORT={port + 1} make {command}"
+    )
 
 
 def study_links(cfg: DictConfig, name: str | None = None, base_url: str | None = None) -> list[tuple[str, str]]:
@@ -71,8 +73,10 @@ def study_links(cfg: DictConfig, name: str | None = None, base_url: str | None =
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if name is not None and name not in names:
         raise ConfigError(f"no study named {name!r} in the storage; it has: {', '.join(names[:10]) or 'none'}")
-    return [(n, link_or_reason(cfg, optuna.load_study(study_name=n, storage=storage), base_url))
-            for n in ([name] if name else names)]
+    return [
+        (n, link_or_reason(cfg, optuna.load_study(study_name=n, storage=storage), base_url))
+        for n in ([name] if name else names)
+    ]
 
 
 def print_links(links: list[tuple[str, str]], cfg: DictConfig) -> None:
@@ -119,8 +123,9 @@ def serve(cmd: list[str], env: dict[str, str], url: str, what: str) -> int:
     """Run cmd under sweep.serve.guard in a new session; stop its whole group however this process ends. The guard
     watches a pipe whose only writer is this process: when we die, even by SIGKILL, the guard stops the group."""
     read_end, write_end = os.pipe()  # not inherited by other children (PEP 446)
-    proc = subprocess.Popen([sys.executable, "-m", "sweep.serve.guard", *cmd], stdin=read_end, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.serve.guard", *cmd], stdin=read_end, env=env, start_new_session=True
+    )
     os.close(read_end)
     with stop_signals():
         try:
@@ -149,8 +154,20 @@ def ui_command(argv: list[str]) -> int:
     if remote:
         print(f"the store is served by {redact(uri)}: open the links there (make ui serves a local store)")
         return 0
-    cmd = [sys.executable, "-m", "mlflow", "server", "--default-artifact-root", str(cfg.tracking.artifact_root),
-           "--host", host, "--port", str(port), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--default-artifact-root",
+        str(cfg.tracking.artifact_root),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     # one worker and no job runner: starts in seconds, stops cleanly (the harness uses no MLflow jobs); the store
     # URL in the environment, not in argv, where `ps` would show a PostgreSQL password to every user
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_BACKEND_STORE_URI": sqlalchemy_url(uri)}
