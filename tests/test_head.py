@@ -62,12 +62,12 @@ def test_warm_and_cold_starts_reach_the_same_optimum():
     warm = WarmStarts()
     for alpha in (0.0, 1.0):  # two solutions known: the next start is on their secant
         loss = LossSpec(class_weights(counts, "power", alpha), lp, 0.0)
-        warm.add("p", loss, fit_head(x, y, loss, 1e-4, gtol=1e-7))
+        warm.add("p", alpha, loss, fit_head(x, y, loss, 1e-4, gtol=1e-7))
     loss = LossSpec(class_weights(counts, "power", 0.6), lp, 0.5)
-    init, how = warm.start("p", loss)
-    assert how.startswith("secant")
+    starts = warm.start("p", 0.6, loss)
+    assert [label.split(" ")[0] for label, _, _ in starts] == ["degree-1", "nearest"]
     cold = fit_head(x, y, loss, 1e-4, gtol=1e-7)
-    hot = fit_head(x, y, loss, 1e-4, gtol=1e-7, init=init, warm_start=how)
+    hot = fit_head(x, y, loss, 1e-4, gtol=1e-7, starts=starts)
     assert cold.converged and hot.converged and hot.iterations < cold.iterations
     p_cold, p_hot = cold.logits(x).argmax(1), hot.logits(x).argmax(1)
     assert (p_cold == p_hot).mean() >= 0.999
@@ -75,6 +75,66 @@ def test_warm_and_cold_starts_reach_the_same_optimum():
     m_cold, m_hot = evaluate(y, p_cold, names)[0], evaluate(y, p_hot, names)[0]
     for k in ("accuracy", "macro_f1"):
         assert round(m_cold[k], 4) == round(m_hot[k], 4)
+
+
+def test_the_quadratic_prediction_along_the_path_beats_the_nearest_solution():
+    x, y, counts = problem(n=4000)
+    lp = log_prior(counts)
+    fits = {}
+    for degree in (0, 2):
+        warm = WarmStarts(degree=degree)
+        for alpha in (0.0, 0.4, 0.8):
+            loss = LossSpec(class_weights(counts, "power", alpha), lp, 0.0)
+            warm.add("p", alpha, loss, fit_head(x, y, loss, 1e-4, gtol=1e-7))
+        loss = LossSpec(class_weights(counts, "power", 0.6), lp, 0.0)
+        fits[degree] = fit_head(x, y, loss, 1e-4, gtol=1e-7, starts=warm.start("p", 0.6, loss))
+    assert fits[0].warm_start.startswith("nearest") and fits[2].warm_start.startswith("degree-2")
+    assert fits[2].converged and fits[2].iterations < fits[0].iterations
+    np.testing.assert_allclose(fits[2].logits(x), fits[0].logits(x), atol=1e-3)
+
+
+def test_float32_products_on_float32_features_reach_the_float64_optimum():
+    """TF-IDF is float32: the fast products are then exact inputs; the end point is checked in float64."""
+    x, y, counts = problem()
+    x32 = x.astype(np.float32)
+    loss = LossSpec(class_weights(counts, "power", 0.5), log_prior(counts), 0.0)
+    fit = fit_head(x32, y, loss, 1e-4, gtol=1e-7)
+    value, grad = numpy_objective(
+        np.concatenate([fit.weight.ravel(), fit.bias]),
+        x32.astype(np.float64),
+        y,
+        loss.weights,
+        loss.log_prior,
+        0.0,
+        1e-4,
+    )
+    assert fit.converged and np.abs(grad).max() <= 1e-7
+    assert fit.loss == pytest.approx(value, rel=1e-12)
+
+
+def test_training_tau_is_the_tau_0_fit_with_a_shifted_bias():
+    """Menon et al.'s loss with an unpenalized bias: the same W, the bias moved by -tau * log_prior."""
+    x, y, counts = problem(d=120)
+    weights, lp = class_weights(counts, "power", 0.5), log_prior(counts)
+    at0 = fit_head(x, y, LossSpec(weights, lp, 0.0), 3e-4, gtol=1e-8)
+    at1 = fit_head(x, y, LossSpec(weights, lp, 1.0), 3e-4, gtol=1e-8)
+    np.testing.assert_allclose(at1.weight, at0.weight)
+    np.testing.assert_allclose(at1.bias, at0.bias - lp)
+
+
+@pytest.mark.gpu
+def test_gpu_and_cpu_fits_reach_the_same_optimum():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    x, y, counts = problem()
+    loss = LossSpec(class_weights(counts, "power", 0.5), log_prior(counts), 0.0)
+    cpu = fit_head(x.astype(np.float32), y, loss, 1e-4, gtol=1e-7, device="cpu")
+    gpu = fit_head(x.astype(np.float32), y, loss, 1e-4, gtol=1e-7, device="cuda")
+    assert cpu.converged and gpu.converged
+    np.testing.assert_allclose(gpu.logits(x), cpu.logits(x), atol=1e-4)
+    assert (gpu.logits(x).argmax(1) == cpu.logits(x).argmax(1)).mean() >= 0.999
 
 
 def test_optimum_matches_scikit_learn_logistic_regression_with_the_same_weights_and_penalty():

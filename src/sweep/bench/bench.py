@@ -102,11 +102,10 @@ def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tup
     feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
     head, counts = cfg.model.head, splits.train_counts
     out = {}
-    for how in ("cold", "nearest", "secant"):
-        starts, secs, iters = WarmStarts(), [], []
+    for how, degree in (("cold", None), ("nearest", 0), ("secant", 1), ("quadratic", 2)):
+        warm, secs, iters = WarmStarts(degree=degree or 0), [], []
         for alpha in trained[:n]:
             loss = LossSpec(class_weights(counts, "power", alpha), log_prior(counts), 0.0)
-            init, label = starts.start("bench", loss, secant=how == "secant") if how != "cold" else (None, "cold")
             fit = fit_head(
                 feats["train"],
                 splits.labels["train"],
@@ -114,10 +113,10 @@ def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tup
                 float(head.l2),
                 float(head.gtol),
                 int(head.max_iter),
-                init=init,
-                warm_start=label,
+                starts=warm.start("bench", alpha, loss) if degree is not None else None,
+                device=str(head.get("device", "auto")),
             )
-            starts.add("bench", loss, fit)
+            warm.add("bench", alpha, loss, fit)
             secs.append(fit.seconds)
             iters.append(fit.iterations)
         out[how] = (statistics.median(secs[1:]), statistics.median(iters[1:]))  # the first fit is cold in all

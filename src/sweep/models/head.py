@@ -1,21 +1,24 @@
-"""The linear softmax head on fixed features: the project's loss + l2 * |W|^2, fitted to a stated gradient
-tolerance by torch's L-BFGS, warm-started from the nearest solution already fitted in this process.
+"""The linear softmax head on fixed features: the project's loss + l2 * |W|^2, fitted by the lean L-BFGS of
+lbfgs.py to max|gradient| <= gtol (float64 terms), on the CPU (both cores) or a CUDA GPU, started from a
+prediction along the path of solutions already fitted in this process.
 
-A fit that stops on the iteration cap (or on lack of progress) with max|gradient| above the tolerance is
-reported as not converged: its numbers are not a trial result (the study keeps it off the front).
+Products run in float32 (TF-IDF and embeddings are float32 already: exact inputs) with float64 parameters,
+logits and loss; the final gradient is checked with float64 products. Training-time logit adjustment costs
+no fit: with an unpenalized bias, the solution at tau is the solution at 0 with bias - tau * log_prior
+(Menon et al. 2021's loss, reparametrized). A fit stopped by its cap is reported as not converged.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from sweep.models.lbfgs import minimize
 from sweep.models.losses import LossSpec
 
 
@@ -25,11 +28,11 @@ class HeadFit:
     bias: np.ndarray  # (classes,)
     iterations: int
     evaluations: int
-    grad_max: float  # max |gradient| at the end point
+    grad_max: float  # max |gradient| at the end point, float64 products
     loss: float  # the objective at the end point
     converged: bool  # grad_max <= gtol
     seconds: float
-    warm_start: str  # "cold" or a description of the start point
+    warm_start: str  # "cold" or the start point chosen
 
     def logits(self, x) -> np.ndarray:
         return np.asarray(x @ self.weight) + self.bias
@@ -46,50 +49,69 @@ class HeadFit:
         }
 
 
-class _Features:
-    """w -> x @ w with autograd, float64; the backward uses a precomputed x.T (25x faster than torch's own
-    CSR backward). Torch's sparse kernels on ONE thread: on this 2-core machine
-    (8.5K x 50K TF-IDF, 8 classes) one thread takes 11 ms per pair, scipy 19 ms, two torch threads 70 ms
-    when the other core is busy."""
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"model.head.device={device} but torch sees no CUDA GPU: use device=auto or cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"model.head.device={device!r} is unknown: use auto, cpu or cuda")
+    return torch.device(device)
 
-    def __init__(self, x):
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        self.x, self.xt = self._tensor(x), self._tensor(sp.csr_matrix(x.T) if sp.issparse(x) else np.asarray(x).T)
-        outer = self
 
-        class _Product(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, w):
-                return outer.x @ w
-
-            @staticmethod
-            def backward(ctx, grad):
-                return outer.xt @ grad
-
-        self.matmul = _Product.apply
-
-    @staticmethod
-    def _tensor(x) -> torch.Tensor:
-        if sp.issparse(x):
-            x = x.tocsr()
-            return torch.sparse_csr_tensor(
-                torch.from_numpy(x.indptr.astype(np.int64)),
-                torch.from_numpy(x.indices.astype(np.int64)),
-                torch.from_numpy(x.data.astype(np.float64)),
+def _tensor(x, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if sp.issparse(x):
+        x = x.tocsr()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            t = torch.sparse_csr_tensor(
+                torch.from_numpy(x.indptr.astype(np.int32)),
+                torch.from_numpy(x.indices.astype(np.int32)),
+                torch.from_numpy(x.data).to(dtype),
                 size=x.shape,
                 check_invariants=False,
             )
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        return t.to(device)
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
 
 
-@contextmanager
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class _Objective:
+    """theta = [W (d x k) row-major, b (k)] -> loss(xW + b, y) + l2 |W|^2 and its gradient, written in place.
+    The loss and its gradient in the logits come from LossSpec (autograd): the formula lives in losses.py."""
+
+    def __init__(self, x, y: np.ndarray, loss: LossSpec, l2: float, device: torch.device):
+        self.raw, self.device, self.loss, self.l2 = x, device, loss, l2
+        self.d, self.k = x.shape[1], len(loss.weights)
+        self.size = self.d * self.k
+        self.y = torch.from_numpy(np.array(y, dtype=np.int64)).to(device)
+        self.fast = (
+            _tensor(x, torch.float32, device),
+            _tensor(x.T if not sp.issparse(x) else x.T.tocsr(), torch.float32, device),
+        )
+        self.exact_pair: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def products(self, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if not exact:
+            return self.fast
+        if self.exact_pair is None:
+            xt = self.raw.T.tocsr() if sp.issparse(self.raw) else self.raw.T
+            self.exact_pair = _tensor(self.raw, torch.float64, self.device), _tensor(xt, torch.float64, self.device)
+        return self.exact_pair
+
+    def __call__(self, theta: torch.Tensor, grad: torch.Tensor, exact: bool) -> float:
+        x, xt = self.products(exact)
+        w, b = theta[: self.size].view(self.d, self.k), theta[self.size :]
+        z = (x @ w) if exact else (x @ w.float()).double()
+        z = (z + b).requires_grad_(True)
+        value = self.loss(z, self.y)
+        value.backward()
+        gz = z.grad
+        gw = grad[: self.size].view(self.d, self.k)
+        gw.copy_((xt @ gz) if exact else (xt @ gz.float()))
+        gw.add_(w, alpha=2 * self.l2)
+        torch.sum(gz, 0, out=grad[self.size :])
+        wf = theta[: self.size]
+        return float(value.detach()) + self.l2 * float(wf.dot(wf))
 
 
 def fit_head(
@@ -99,14 +121,17 @@ def fit_head(
     l2: float,
     gtol: float = 1e-5,
     max_iter: int = 2000,
-    init: tuple[np.ndarray, np.ndarray] | None = None,
-    warm_start: str = "cold",
+    starts: list[tuple[str, np.ndarray, np.ndarray]] | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory: int = 10,
 ) -> HeadFit:
-    """Minimize loss(xW + b, y) + l2 * |W|^2 (float64) until max|gradient| <= gtol.
+    """Minimize loss(xW + b, y) + l2 * |W|^2 until max|gradient| <= gtol (float64 terms).
 
     Convex, and strictly convex in W for l2 > 0; the bias is unpenalized and has one flat direction (adding
-    a constant to every class's bias changes nothing), which moves neither the logits' differences nor the
-    predictions. So the start point changes how fast a fit converges, not where to."""
+    a constant to every class's bias), which moves neither the logits' differences nor the predictions. The
+    start point (the candidate in `starts` with the lowest objective, else zero) changes how fast a fit
+    converges, not where to."""
     if not l2 > 0:
         raise ValueError(
             f"model.head.l2={l2} must be > 0: an unpenalized softmax head on separable "
@@ -115,89 +140,81 @@ def fit_head(
     if not gtol > 0:
         raise ValueError(f"model.head.gtol={gtol} must be > 0: use e.g. 1e-5")
     start = time.perf_counter()
-    n_features, n_classes = x.shape[1], len(loss.weights)
-    feats, yt = _Features(x), torch.from_numpy(np.array(y, dtype=np.int64))
-    if init is None:
-        weight = torch.zeros(n_features, n_classes, dtype=torch.float64)
-        bias = torch.zeros(n_classes, dtype=torch.float64)
-    else:
-        weight, bias = (torch.tensor(np.asarray(v), dtype=torch.float64) for v in init)
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
-    # tolerance_change=0: stop on the gradient (or the cap), never on a small step that only looks like progress
-    opt = torch.optim.LBFGS(
-        [weight, bias],
-        lr=1.0,
-        max_iter=max_iter,
-        max_eval=2 * max_iter,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=gtol,
-        tolerance_change=0.0,
-    )
-
-    def closure():
-        opt.zero_grad()
-        value = loss(feats.matmul(weight) + bias, yt) + l2 * weight.pow(2).sum()
-        value.backward()
-        return value
-
-    with _one_thread():
-        opt.step(closure)
-        final = closure()  # the objective and gradient AT the end point (step() returns the start's loss)
-    if not torch.isfinite(final.detach()):
-        raise FloatingPointError(f"training loss is {final.item()} at the end point: check the features for NaN/inf")
-    grad_max = max(float(weight.grad.abs().max()), float(bias.grad.abs().max()))
-    state = opt.state[opt._params[0]]
+    dev = resolve_device(device)
+    shift = loss.tau * loss.log_prior  # the tau problem's optimum is the tau = 0 one, bias shifted by -shift
+    objective = _Objective(x, y, LossSpec(loss.weights, loss.log_prior, 0.0), l2, dev)
+    before = torch.get_num_threads()  # torch's default: every core, or OMP_NUM_THREADS (set per local worker)
+    torch.set_num_threads(threads or before)
+    try:
+        theta, label, evals = _start(objective, starts, shift, dev)
+        result = minimize(objective, theta, gtol, max_iter, memory)
+    finally:
+        torch.set_num_threads(before)
+    if not np.isfinite(result.f):
+        raise FloatingPointError(f"training loss is {result.f} at the end point: check the features for NaN/inf")
+    out = result.x.cpu().numpy()
     return HeadFit(
-        weight=weight.detach().numpy(),
-        bias=bias.detach().numpy(),
-        iterations=int(state.get("n_iter", 0)),
-        evaluations=int(state.get("func_evals", 0)) + 1,
-        grad_max=grad_max,
-        loss=float(final.detach()),
-        converged=grad_max <= gtol,
+        weight=out[: objective.size].reshape(objective.d, objective.k),
+        bias=out[objective.size :] - shift,
+        iterations=result.iterations,
+        evaluations=result.evaluations + evals,
+        grad_max=result.grad_max,
+        loss=result.f,
+        converged=result.converged,
         seconds=time.perf_counter() - start,
-        warm_start=warm_start,
+        warm_start=label,
     )
+
+
+def _start(objective: _Objective, starts, shift: np.ndarray, dev) -> tuple[torch.Tensor, str, int]:
+    """The candidate start with the lowest objective (one fast evaluation each), in the tau = 0 problem."""
+    theta = torch.zeros(objective.size + objective.k, dtype=torch.float64, device=dev)
+    if not starts:
+        return theta, "cold", 0
+    best, grad = None, torch.empty_like(theta)
+    for label, w, b in starts:
+        cand = torch.cat(
+            [torch.as_tensor(w, dtype=torch.float64).reshape(-1), torch.as_tensor(b + shift, dtype=torch.float64)]
+        ).to(dev)
+        f = objective(cand, grad, False) if len(starts) > 1 else 0.0
+        if best is None or f < best[0]:
+            best = (f, cand, label)
+    return best[1], best[2], len(starts) if len(starts) > 1 else 0
 
 
 class WarmStarts:
-    """Solutions fitted in this process, per problem (features + l2 + gtol). A new fit starts on the secant
-    through the two nearest solutions (the solution path is smooth in the class weights and tau), or at the
-    nearest one when only one is known. Points are (log class weights, training tau)."""
+    """Solutions fitted in this process, per problem (features, l2, gtol, weighting scheme), by the scheme's
+    one parameter (alpha, beta). A new fit is offered two starts: the Lagrange polynomial through the (up to
+    3) nearest solutions, evaluated at the new parameter (a quadratic predictor along the solution path), and
+    the nearest solution itself. Stored in float32 (a start need not be exact) and at tau = 0."""
 
-    def __init__(self, max_per_problem: int = 64):
-        self.solutions: dict[tuple, list[tuple[np.ndarray, HeadFit]]] = {}
-        self.max = max_per_problem
+    def __init__(self, max_per_problem: int = 48, degree: int = 2):
+        self.solutions: dict[tuple, list[tuple[float, np.ndarray, np.ndarray]]] = {}
+        self.max, self.degree = max_per_problem, degree
 
-    @staticmethod
-    def _point(loss: LossSpec) -> np.ndarray:
-        return np.append(np.log(loss.weights), loss.tau)
-
-    def start(
-        self, problem: tuple, loss: LossSpec, secant: bool = True
-    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
-        known = self.solutions.get(problem, [])
+    def start(self, problem: tuple, point: float, loss: LossSpec) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        known = sorted(self.solutions.get(problem, []), key=lambda s: abs(s[0] - point))
         if not known:
-            return None, "cold"
-        p = self._point(loss)
-        dist = np.array([np.abs(p - q).max() for q, _ in known])
-        order = np.argsort(dist, kind="stable")
-        i, fit_i = order[0], known[order[0]][1]
-        if len(known) == 1 or dist[i] == 0 or not secant:
-            return (fit_i.weight, fit_i.bias), f"nearest (distance {dist[i]:.3g})"
-        (qi, _), (qj, fit_j) = known[i], known[order[1]]
-        t = float(np.clip(np.dot(p - qi, qj - qi) / np.dot(qj - qi, qj - qi), -1.0, 2.0))
-        return (
-            (fit_i.weight + t * (fit_j.weight - fit_i.weight), fit_i.bias + t * (fit_j.bias - fit_i.bias)),
-            f"secant of the 2 nearest (t={t:.2f}, distance {dist[i]:.3g})",
-        )
+            return []
+        shift = loss.tau * loss.log_prior
+        q, w, b = known[0]
+        nearest = (f"nearest (distance {abs(q - point):.3g})", w, b - shift)
+        if len(known) == 1 or q == point or self.degree == 0:
+            return [nearest]
+        nodes = known[: self.degree + 1]
+        coef = [
+            np.prod([(point - qj) / (qi - qj) for j, (qj, _, _) in enumerate(nodes) if j != i])
+            for i, (qi, _, _) in enumerate(nodes)
+        ]
+        w_pred = sum(c * wi.astype(np.float64) for c, (_, wi, _) in zip(coef, nodes, strict=True))
+        b_pred = sum(c * bi for c, (_, _, bi) in zip(coef, nodes, strict=True))
+        label = f"degree-{len(nodes) - 1} prediction from {', '.join(f'{qi:.3g}' for qi, _, _ in nodes)}"
+        return [(label, w_pred, b_pred - shift), nearest]
 
-    def add(self, problem: tuple, loss: LossSpec, fit: HeadFit) -> None:
+    def add(self, problem: tuple, point: float, loss: LossSpec, fit: HeadFit) -> None:
         if not fit.converged:
             return
-        known, p = self.solutions.setdefault(problem, []), self._point(loss)
-        known[:] = [(q, f) for q, f in known if not np.array_equal(q, p)]  # distinct points: the secant is defined
-        known.append((p, fit))
+        known = self.solutions.setdefault(problem, [])
+        known[:] = [s for s in known if s[0] != point]  # distinct points: the polynomial is defined
+        known.append((point, fit.weight.astype(np.float32), fit.bias + loss.tau * loss.log_prior))
         del known[: -self.max]

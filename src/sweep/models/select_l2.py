@@ -31,7 +31,7 @@ def l2_path(cfg: DictConfig, grid: tuple[float, ...] = GRID) -> pd.DataFrame:
     feats, _ = head_features(splits, cfg.model, cfg.paths.cache_dir)
     counts, y_val = splits.train_counts, splits.labels["val"]
     uniform = LossSpec(np.ones(len(counts)), log_prior(counts), 0.0)
-    rows, init = [], None
+    rows, starts = [], None
     for l2 in sorted(grid, reverse=True):
         fit = fit_head(
             feats["train"],
@@ -40,10 +40,10 @@ def l2_path(cfg: DictConfig, grid: tuple[float, ...] = GRID) -> pd.DataFrame:
             l2,
             gtol=float(cfg.model.head.gtol),
             max_iter=int(cfg.model.head.max_iter),
-            init=init,
-            warm_start="previous l2",
+            starts=starts,
+            device=str(cfg.model.head.get("device", "auto")),
         )
-        init = (fit.weight, fit.bias)
+        starts = [("previous l2", fit.weight, fit.bias)]
         logits = fit.logits(feats["val"])
         scalars, _ = evaluate(y_val, logits.argmax(1), splits.class_names)
         rows.append(

@@ -47,10 +47,18 @@ def loss_spec(cfg: DictConfig, counts: np.ndarray) -> LossSpec:
 _WARM = WarmStarts()
 
 
-def fit_linear(feats: dict, y: np.ndarray, loss: LossSpec, head: DictConfig, features_key: str) -> HeadFit:
-    """The converged head fit, started from the nearest solution fitted on the same features and l2."""
-    problem = (features_key, float(head.l2), float(head.gtol))
-    init, how = _WARM.start(problem, loss)
+def path_point(weighting: DictConfig) -> float:
+    """Where a weighting sits on its scheme's one-parameter path (alpha, beta): the warm starts' coordinate."""
+    return {"power": float(weighting.get("alpha", 0.0)), "effective_number": float(weighting.get("beta", 0.0))}.get(
+        str(weighting.scheme), 0.0
+    )
+
+
+def fit_linear(feats: dict, y: np.ndarray, loss: LossSpec, cfg: DictConfig, features_key: str) -> HeadFit:
+    """The converged head fit, started from a prediction along the solutions fitted on the same features."""
+    head = cfg.model.head
+    problem = (features_key, float(head.l2), float(head.gtol), str(cfg.weighting.scheme))
+    point = path_point(cfg.weighting)
     fit = fit_head(
         feats["train"],
         y,
@@ -58,10 +66,10 @@ def fit_linear(feats: dict, y: np.ndarray, loss: LossSpec, head: DictConfig, fea
         float(head.l2),
         gtol=float(head.gtol),
         max_iter=int(head.max_iter),
-        init=init,
-        warm_start=how,
+        starts=_WARM.start(problem, point, loss),
+        device=str(head.get("device", "auto")),
     )
-    _WARM.add(problem, loss, fit)
+    _WARM.add(problem, point, loss, fit)
     if not fit.converged:
         log.warning(
             "head fit stopped at the cap (%d iterations) with max|gradient| %.2e > gtol %.0e: not a "
@@ -76,6 +84,8 @@ def fit_linear(feats: dict, y: np.ndarray, loss: LossSpec, head: DictConfig, fea
 def _logits_key(cfg: DictConfig, fingerprint: str) -> str:
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     loss.pop("posthoc_tau", None)  # prediction-time only
+    if cfg.model.kind == "head":  # a head's training tau is a bias shift of the tau = 0 fit (see head.py)
+        loss = {}
     blob = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "loss": loss,
@@ -93,7 +103,7 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
     if cfg.model.kind == "head":
         feats, finfo = head_features(splits, cfg.model, cache_dir)
         info["featurize_seconds"], info["features_cache"] = finfo["seconds"], finfo["cached"]
-        fit = fit_linear(feats, splits.labels["train"], loss, cfg.model.head, finfo["key"])
+        fit = fit_linear(feats, splits.labels["train"], loss, cfg, finfo["key"])
         info.update(fit.info())
         return {s: fit.logits(feats[s]) for s in ("val", "test")}, info
     from sweep.models.finetune import finetune_logits
@@ -115,7 +125,13 @@ FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss", "fit_
 
 
 def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[str, np.ndarray], dict]:
-    """Logits per split, and how the fit behind them ended (iterations, gradient, converged), cached."""
+    """Logits per split, and how the fit behind them ended (iterations, gradient, converged), cached.
+
+    A head model's training-time tau costs no fit: the optimum at tau is the tau = 0 optimum with its bias
+    shifted by -tau * log_prior (unpenalized bias), so the cache holds the tau = 0 logits and shifts them."""
+    if cfg.model.kind == "head" and loss.tau:
+        logits, info = cached_logits(cfg, splits, LossSpec(loss.weights, loss.log_prior, 0.0))
+        return {s: v - loss.tau * loss.log_prior for s, v in logits.items()}, info
     key = _logits_key(cfg, splits.fingerprint)
     path = Path(cfg.paths.cache_dir) / "logits" / f"{key}.npz"
     if key in _LOGITS:
