@@ -246,6 +246,11 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
                 **{f"{s}_true": splits.labels[s].astype(np.int16) for s in result.predictions},
             )
             tracker.client.log_artifact(run_id, str(path))
+    if getattr(result, "tau_curve", None) is not None:  # every post-hoc tau of this fit, at no cost
+        tracker.log_table(run_id, result.tau_curve, "tau_curve.csv")
+        with tempfile.TemporaryDirectory() as tmp:
+            title = f"{cfg.model.name}, {cfg.weighting.scheme} alpha={cfg.weighting.get('alpha', 0.0)}"
+            tracker.client.log_artifact(run_id, str(result.plot_tau_curve(Path(tmp) / "tau_curve.png", title)))
     counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
     tracker.log_json(
         run_id,

@@ -1,0 +1,48 @@
+"""The post-hoc tau curve: every tau of the grid scored from one fit's logits, equal to scikit-learn's
+metrics on the adjusted argmax, equal to the trial's own numbers at its tau, and logged with each trial."""
+
+import numpy as np
+import pytest
+
+from sweep.models.losses import log_prior, posthoc_predict
+from sweep.models.metrics import evaluate
+from sweep.models.posthoc import TAU_GRID, tau_curve
+
+
+def test_each_row_equals_scikit_learn_on_the_adjusted_argmax():
+    rng = np.random.default_rng(0)
+    n, k = 2000, 9
+    y = rng.choice(k, size=n, p=np.geomspace(1, 0.02, k) / np.geomspace(1, 0.02, k).sum())
+    logits = rng.normal(size=(n, k)) + 2.0 * np.eye(k)[y] + np.log(np.bincount(y, minlength=k) + 1)
+    lp = log_prior(np.bincount(y, minlength=k) + 1)
+    curve = tau_curve(logits, y, lp)
+    assert list(curve["posthoc_tau"]) == list(TAU_GRID) and len(curve) == 101
+    names = [str(c) for c in range(k)]
+    for tau in (0.0, 0.5, 1.0, 2.0):
+        row = curve[curve["posthoc_tau"] == tau].iloc[0]
+        ref, _ = evaluate(y, posthoc_predict(logits, lp, tau), names)
+        assert row["val_accuracy"] == pytest.approx(ref["accuracy"], abs=1e-12)
+        assert row["val_macro_f1"] == pytest.approx(ref["macro_f1"], abs=1e-12)
+    # the trade-off the curve exists to show: adjusting for the prior moves accuracy and macro-F1 apart
+    assert curve["val_macro_f1"].idxmax() != curve["val_accuracy"].idxmax()
+
+
+def test_a_trials_curve_holds_its_own_numbers_and_is_logged_with_its_run(synthetic, root):
+    from mlflow.tracking import MlflowClient
+
+    from sweep.cli import main
+    from sweep.config import load_config
+    from sweep.models.train import run
+
+    cfg = load_config([*synthetic, "weighting.alpha=0.5", "loss.posthoc_tau=0.6"])
+    result = run(cfg)
+    at = result.tau_curve[np.isclose(result.tau_curve["posthoc_tau"], 0.6)].iloc[0]
+    assert at["val_accuracy"] == pytest.approx(result.metrics["val_accuracy"], abs=1e-12)
+    assert at["val_macro_f1"] == pytest.approx(result.metrics["val_macro_f1"], abs=1e-12)
+    assert main(["sweep", *synthetic, "sweep.n_trials=2", "sweep.progress=false"]) == 0
+    client = MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.kind = 'trial'")
+    assert runs
+    for r in runs:
+        files = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert {"tau_curve.csv", "tau_curve.png"} <= files
