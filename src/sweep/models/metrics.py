@@ -1,5 +1,6 @@
 """Evaluation with scikit-learn's metrics (micro-F1 equals accuracy on single-label data: we report accuracy),
-the stratified bootstrap and its intervals, head / tail figures, and who beats whom beyond noise."""
+coverage (classes with F1 > 0), the paired bootstrap (plain or stratified, any class mix) and its intervals,
+head / tail figures, and who beats whom beyond noise."""
 
 from __future__ import annotations
 
@@ -29,53 +30,102 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> 
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
         "weighted_f1": f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0),
         "zero_f1_classes": int((f == 0).sum()),
+        "coverage": int((f > 0).sum()),  # the seed's "classes detected": 64 of 113
     }
     return {k: float(v) for k, v in scalars.items()}, per_class
 
 
-def _scores_from_confusion(conf: np.ndarray) -> dict[str, np.ndarray]:
-    """Accuracy, macro-F1, balanced accuracy of a stack of confusion matrices (..., C, C), rows = truth."""
+def _scores_from_confusion(conf: np.ndarray, macro: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Accuracy, macro-F1, balanced accuracy and coverage (classes with F1 > 0) of a stack of confusion matrices
+    (..., C, C), rows = truth, counts or weights. `macro`: a boolean mask of the classes that macro-F1, balanced
+    accuracy and coverage average over (default: all; a class mix without some classes leaves them out)."""
     tp = np.diagonal(conf, axis1=-2, axis2=-1).astype(float)
     support, predicted = conf.sum(-1), conf.sum(-2)
     with np.errstate(divide="ignore", invalid="ignore"):
         f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
         recall = np.where(support > 0, tp / support, np.nan)
+    if macro is not None:
+        f1, recall = f1[..., macro], recall[..., macro]
     return {
         "accuracy": tp.sum(-1) / conf.sum((-2, -1)),
         "macro_f1": f1.mean(-1),
         "balanced_accuracy": np.nanmean(recall, -1),
+        "coverage": (f1 > 0).sum(-1).astype(float),
     }
 
 
-def bootstrap(
-    y_true: np.ndarray, preds: dict[str, np.ndarray], num_classes: int, n_boot: int = 2000, seed: int = 0
-) -> dict[str, dict[str, np.ndarray]]:
-    """Stratified bootstrap over test examples (resampled within each true class), vectorized: one
-    bincount builds all n_boot confusion matrices. The same resamples serve every prediction vector, so
-    differences between two models are paired. Returns name -> metric -> (n_boot,) samples."""
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, class_weight: np.ndarray | None = None):
+    """The confusion matrix (rows = truth); with class_weight, each example counts class_weight[its class]."""
+    w = None if class_weight is None else np.asarray(class_weight, dtype=float)[y_true]
+    codes = y_true * num_classes + y_pred
+    return np.bincount(codes, weights=w, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def mix_weights(y_true: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Importance weight per class for another class mix: share(c) / the split's share of c (0 for a class the
+    split lacks): weighted by it, the split's examples have the mix's class shares."""
+    split_share = np.bincount(y_true, minlength=len(share)) / len(y_true)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(split_share > 0, np.asarray(share, dtype=float) / split_share, 0.0)
+
+
+def resample_indices(y_true: np.ndarray, n_boot: int, seed: int = 0, stratified: bool = False) -> np.ndarray:
+    """(n_boot, n) indices of the bootstrap resamples. Plain (default): n examples drawn with replacement, so
+    each class's count varies as on another split of the same size (a 1-example class is absent from ~37% of
+    the resamples). Stratified: drawn within each true class, every class keeping its count."""
     if n_boot < 1:
         raise ValueError(f"n_boot={n_boot} must be >= 1")
     rng = np.random.default_rng(seed)
-    idx = np.concatenate(
+    if not stratified:
+        return rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
+    return np.concatenate(
         [
             members[rng.integers(0, len(members), size=(n_boot, len(members)))]
-            for c in range(num_classes)
+            for c in range(int(y_true.max()) + 1)
             if len(members := np.flatnonzero(y_true == c))
         ],
         axis=1,
     )
-    offset = (np.arange(n_boot) * num_classes * num_classes)[:, None]
+
+
+def bootstrap(
+    y_true: np.ndarray,
+    preds: dict[str, np.ndarray],
+    num_classes: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+    stratified: bool = False,
+    class_weight: np.ndarray | None = None,
+    macro: np.ndarray | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Paired bootstrap over examples (resample_indices: plain by default, or stratified), vectorized: one
+    bincount builds a block of resamples' confusion matrices. The same resamples serve every prediction vector,
+    so differences between two models are paired. class_weight (per true class) re-weights the examples, for
+    another class mix; macro: see _scores_from_confusion. Returns name -> metric -> (n_boot,) samples."""
+    idx = resample_indices(y_true, n_boot, seed, stratified)
+    k2 = num_classes * num_classes
     truth = y_true[idx] * num_classes
+    weights = None if class_weight is None else np.asarray(class_weight, dtype=float)[y_true][idx]
+    block = max(1, 2_000_000 // max(k2, idx.shape[1]))  # bounded memory at 100+ classes
     out = {}
     for name, pred in preds.items():
-        codes = offset + truth + pred[idx]
-        conf = np.bincount(codes.ravel(), minlength=n_boot * num_classes**2).reshape(n_boot, num_classes, num_classes)
-        out[name] = _scores_from_confusion(conf)
+        parts = []
+        for b in range(0, n_boot, block):
+            rows = slice(b, b + block)
+            codes = (np.arange(idx[rows].shape[0]) * k2)[:, None] + truth[rows] + pred[idx[rows]]
+            w = None if weights is None else weights[rows].ravel()
+            conf = np.bincount(codes.ravel(), weights=w, minlength=codes.shape[0] * k2)
+            parts.append(_scores_from_confusion(conf.reshape(-1, num_classes, num_classes), macro))
+        out[name] = {m: np.concatenate([p[m] for p in parts]) for m in parts[0]}
     return out
 
 
-def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    lo, hi = np.quantile(samples, [(1 - level) / 2, 1 - (1 - level) / 2])
+def interval(samples: np.ndarray, level: float = 0.95, discrete: bool = False) -> tuple[float, float]:
+    """The percentile interval; discrete (counts such as coverage): the nearest sample values outward."""
+    q = [(1 - level) / 2, 1 - (1 - level) / 2]
+    if discrete:
+        return float(np.quantile(samples, q[0], method="lower")), float(np.quantile(samples, q[1], method="higher"))
+    lo, hi = np.quantile(samples, q)
     return float(lo), float(hi)
 
 
