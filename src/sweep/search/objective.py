@@ -7,15 +7,72 @@ import os
 import socket
 from collections.abc import Mapping
 
+import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweep.config import ALPHA_RANGE, TAU_RANGE, ConfigError, dotted, load_config
+from sweep.models.metrics import bootstrap
 from sweep.tracking import Tracker, log_result, redact
 
-OBJECTIVES = ("val_accuracy", "val_macro_f1")
+OBJECTIVES = ("val_accuracy", "val_macro_f1")  # the default; sweep.objectives may add coverage
+CHOICES = (["accuracy", "macro_f1"], ["accuracy", "macro_f1", "coverage"])
 INTERRUPTED: list[int] = []
+
+
+def objective_names(cfg: DictConfig) -> tuple[str, ...]:
+    """The study's objectives from sweep.objectives, as metric names (val_accuracy, val_macro_f1[,
+    val_coverage]): accuracy and macro-F1 always first (the plots, pick and the export read them there),
+    coverage (classes with F1 > 0) optionally third. Checks sweep.constraints on the way."""
+    names = list(cfg.sweep.get("objectives") or CHOICES[0])
+    if names not in CHOICES:
+        raise ConfigError(
+            f"sweep.objectives={names} is not supported: use [accuracy,macro_f1] (the default) or "
+            "[accuracy,macro_f1,coverage] (coverage: classes with F1 > 0 on validation)"
+        )
+    constraints(cfg)
+    return tuple(f"val_{n}" for n in names)
+
+
+def constraints(cfg: DictConfig) -> dict[str, float]:
+    """sweep.constraints, checked: min_accuracy (a validation accuracy floor, a fraction) and confidence (the
+    floor then holds for the one-sided lower bound of sweep.front_boot validation bootstrap resamples)."""
+    given = {k: v for k, v in (cfg.sweep.get("constraints") or {}).items() if v is not None}
+    unknown = sorted(set(given) - {"min_accuracy", "confidence"})
+    if unknown:
+        raise ConfigError(f"sweep.constraints.{unknown[0]} is unknown: use sweep.constraints.min_accuracy=0.8")
+    out = {}
+    for key, inside, bounds, example in (
+        ("min_accuracy", lambda v: 0 <= v <= 1, "[0, 1]", 0.8),
+        ("confidence", lambda v: 0.5 <= v < 1, "[0.5, 1)", 0.95),
+    ):
+        if key not in given:
+            continue
+        try:
+            out[key] = float(given[key])
+        except (TypeError, ValueError):
+            out[key] = float("nan")
+        if not inside(out[key]):  # nan fails too
+            raise ConfigError(
+                f"sweep.constraints.{key}={given[key]!r} is outside {bounds}: give a fraction, "
+                f"e.g. sweep.constraints.{key}={example}"
+            )
+    if "confidence" in out and "min_accuracy" not in out:
+        raise ConfigError("sweep.constraints.confidence needs a floor: add sweep.constraints.min_accuracy=0.8")
+    if "confidence" in out:
+        out["n_boot"] = int(cfg.sweep.get("front_boot", 1000))
+    return out
+
+
+def accuracy_constraint(rule: dict[str, float], accuracy: float, y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Optuna's constraint value (feasible when <= 0): the floor minus the validation accuracy, or, with
+    rule["confidence"], minus its one-sided lower bound (plain bootstrap of the validation split, as `make pick`
+    does: the same resamples, since both draw them from seed 0)."""
+    if "confidence" in rule:
+        samples = bootstrap(y, {"p": pred}, k, n_boot=int(rule["n_boot"]))["p"]["accuracy"]
+        accuracy = float(np.quantile(samples, 1 - rule["confidence"]))
+    return rule["min_accuracy"] - accuracy
 
 
 def raise_interrupt(signum, frame):
@@ -114,7 +171,8 @@ def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[
 
 
 class Objective:
-    """Compose the trial's config, train, log a nested child run; return (val accuracy, val macro-F1)."""
+    """Compose the trial's config, train, log a nested child run; return the objectives (val accuracy,
+    val macro-F1[, val coverage]) and record the accuracy floor of sweep.constraints for the sampler."""
 
     def __init__(
         self,
@@ -128,8 +186,9 @@ class Objective:
         self.cfg, self.base, self.space, self.sampler_seed = cfg, base_overrides, space, sampler_seed
         self.tracker, self.parent = tracker, parent_run_id
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.objectives, self.rule = objective_names(cfg), constraints(cfg)
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         from sweep.models.train import run
 
         params = suggest(trial, self.space)
@@ -186,5 +245,15 @@ class Objective:
             if interrupted and isinstance(exc, Exception):
                 raise KeyboardInterrupt(error) from exc
             raise
+        if "min_accuracy" in self.rule:  # Optuna 5: the sampler steers towards feasible trials
+            value = accuracy_constraint(
+                self.rule,
+                float(result.metrics["val_accuracy"]),
+                result.splits.labels["val"],
+                result.predictions["val"],
+                result.splits.num_classes,
+            )
+            trial.set_constraint("min_accuracy", value)
+            self.tracker.log_metrics(run_id, {"constraint_min_accuracy": value})
         self.tracker.end_run(run_id)
-        return result.metrics[OBJECTIVES[0]], result.metrics[OBJECTIVES[1]]
+        return tuple(float(result.metrics[name]) for name in self.objectives)

@@ -1,10 +1,13 @@
-"""The Pareto front of (validation accuracy, validation macro-F1) from Optuna: the non-dominated set, the
-baseline and reference trials, and the `pareto` tags on the MLflow child runs (its pictures: report/plots.py)."""
+"""The Pareto front of the study's objectives (validation accuracy, macro-F1, optionally coverage) from Optuna:
+the non-dominated set (feasible trials only under sweep.constraints), how often each trial is non-dominated
+across bootstrap resamples (p_front), the baseline and reference trials, and the `pareto` tags on the MLflow
+child runs (its pictures: report/plots.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -21,14 +24,38 @@ def converged(t: FrozenTrial) -> bool:
     return t.user_attrs.get("fit_converged", True) is not False
 
 
+def feasible(t: FrozenTrial) -> bool:
+    """Every constraint the trial recorded (trial.set_constraint, sweep.constraints) is met: value <= 0."""
+    return all(v <= 0 for v in t.constraints.values())
+
+
+def candidates(study: optuna.Study, include_unconverged: bool = False) -> list[FrozenTrial]:
+    """The complete trials the front is chosen from: converged (unless asked) and feasible."""
+    return [t for t in complete_trials(study) if (include_unconverged or converged(t)) and feasible(t)]
+
+
 def front(study: optuna.Study, include_unconverged: bool = False) -> list[FrozenTrial]:
-    """Non-dominated complete trials among the converged ones (Optuna's own Pareto helper), sorted by
-    validation accuracy. A trial whose fit hit its iteration cap is not a result: left out by default."""
+    """Non-dominated trials among the candidates (Optuna's own Pareto helper), sorted by validation accuracy.
+    A trial whose fit hit its iteration cap is not a result (left out by default); nor is one that breaks a
+    constraint of the sweep."""
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
-    trials = [t for t in complete_trials(study) if include_unconverged or converged(t)]
-    best = _get_pareto_front_trials_by_trials(trials, study.directions)
-    return sorted(best, key=lambda t: (t.values[0], t.values[1]))
+    best = _get_pareto_front_trials_by_trials(candidates(study, include_unconverged), study.directions)
+    return sorted(best, key=lambda t: tuple(t.values))
+
+
+def p_front(scores: np.ndarray, block: int = 64) -> np.ndarray:
+    """scores (B, T, M): B resamples, T trials, M objectives, higher is better. The share of the resamples on
+    which each trial is non-dominated (no other trial >= on every objective and > on one). Scores are
+    rounded to 12 decimals first, so that two trials equal up to float noise tie rather than dominate."""
+    s = np.round(np.asarray(scores, dtype=float), 12)
+    on = np.zeros(s.shape[1])
+    for b in range(0, s.shape[0], block):
+        x = s[b : b + block]
+        other, this = x[:, :, None, :], x[:, None, :, :]  # [b, j, i, m]: does trial j dominate trial i?
+        dominated = ((other >= this).all(-1) & (other > this).any(-1)).any(1)
+        on += (~dominated).sum(0)
+    return on / s.shape[0]
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:

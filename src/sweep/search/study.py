@@ -21,7 +21,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
-from sweep.search.objective import OBJECTIVES, Objective, check_space, raise_interrupt, search_space
+from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
 from sweep.search.pareto import front, sync_pareto_tags
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
 from sweep.search.workers import MANAGED_ENV, run_workers
@@ -68,7 +68,7 @@ def ensure_parent(
         {
             **flat_params(cfg),
             "optuna.storage": redact(storage_location(cfg)),
-            "optuna.directions": "maximize val_accuracy, maximize val_macro_f1",
+            "optuna.directions": ", ".join(f"maximize {n}" for n in objective_names(cfg)),
         },
     )
     study.set_user_attr(PARENT_ATTR, run_id)
@@ -98,7 +98,7 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
             study_name=name,
             storage=storage,
             sampler=make_sampler(cfg.sweep.sampler, base),
-            directions=["maximize", "maximize"],
+            directions=["maximize"] * len(objective_names(cfg)),
         )
         created, seed = True, base
     except optuna.exceptions.DuplicatedStudyError:
@@ -108,7 +108,7 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
     if study.metric_names is None:  # a study made before the names were set: Optuna Dashboard's axis titles
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(OBJECTIVES))
+            study.set_metric_names(list(objective_names(cfg)))
     return study, created, seed
 
 
@@ -121,13 +121,16 @@ def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_
         "data.content": data_fingerprint,
         "data.name": str(cfg.data.name),
         "seed": str(cfg.seed),
-        "objectives": f"{', '.join(OBJECTIVES)} on "
+        "objectives": f"{', '.join(objective_names(cfg))} on "
         + (
             f"{cfg.sweep.cv_folds}-fold cross-validation"
             if int(cfg.sweep.get("cv_folds", 1)) > 1
             else "the validation split"
         ),
     }
+    rule = constraints(cfg)  # a floor changes which trials count: only set when there is one
+    if rule:
+        out["constraints"] = ", ".join(f"{k}={v}" for k, v in sorted(rule.items()))
     for group in ("model", "weighting", "loss"):
         if group in searched_groups:
             continue
@@ -173,6 +176,7 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     cfg = load_config(overrides)
     space = search_space(cfg.sweep.params)
     check_space(cfg, space)
+    objective_names(cfg)  # bad objectives or constraints fail before anything is opened
     make_sampler(cfg.sweep.sampler, 0)  # an unknown sampler fails before anything is opened
     storage = open_storage(cfg)
     tracker = Tracker(cfg.tracking)
