@@ -8,7 +8,7 @@ PORT    ?=
 # where `make ui` serves, so that sweep and export print links to it (PORT: 5000 for ui, 8080 for dashboard)
 UI_AT   := SWEEP_UI_HOST=$(HOST) SWEEP_UI_PORT=$(or $(PORT),5000)
 
-.PHONY: help install data l2 train baselines sweep export pick ui dashboard bench bench-gpu test lint clean-results
+.PHONY: help install install-gpu data l2 train baselines sweep export pick ui dashboard bench bench-gpu test lint clean-results
 
 help:                       ## the commands, what each writes, the overrides people use most
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
@@ -23,6 +23,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+GPU_STAMP := .venv/.installed-gpu
+$(GPU_STAMP): $(STAMP)
+	.venv/bin/pip install -q -e '.[dev,gpu]'
+	touch $(GPU_STAMP)
+
+install-gpu: $(GPU_STAMP)   ## .venv plus the gpu extra (accelerate: bench-gpu's Trainer reference); no registry: docs/gpu.md
 
 data: $(STAMP)              ## fetch and split the default data (the CFPB sample)
 	$(PY) -m sweep data $(ARGS)
@@ -54,7 +61,7 @@ dashboard: $(STAMP)         ## Optuna Dashboard on the study storage (Pareto fro
 bench: $(STAMP)             ## harness vs naive sweep at the same converged answer (prints a table)
 	$(PY) -m sweep bench $(ARGS)
 
-bench-gpu: $(STAMP)         ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
+bench-gpu: $(GPU_STAMP)     ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
 	$(PY) -m sweep.bench.gpu $(ARGS)
 
 test: $(STAMP)              ## what CI runs

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepare the wheel folder for a CUDA machine that has torch / transformers / numpy / pandas / scipy /
-# scikit-learn / matplotlib but not optuna, mlflow, hydra-core, and reaches no package registry.
+# scikit-learn / matplotlib but not optuna, mlflow, hydra-core, and reaches no package registry: the wheels of
+# ../shared/gpu/requirements-cuda-image.txt plus the project's gpu extra (scripts/requirements-gpu-extra.txt:
+# accelerate for bench-gpu's Trainer reference).
 #
 #   scripts/gpu_wheels.sh [DIR] [PYTHON_VERSION]        # default: .whl 3.12 (the H200 image: CPython 3.12)
 #
@@ -13,10 +15,11 @@ DIR=${1:-.whl}
 PYV=${2:-3.12}
 REQ=../shared/gpu/requirements-cuda-image.txt
 [ -f "$REQ" ] || REQ=scripts/requirements-cuda-image.txt
+EXTRA=scripts/requirements-gpu-extra.txt
 PIP=${PIP:-.venv/bin/pip}
 mkdir -p "$DIR"
 # The pure-Python wheel that the registry does not have as a wheel: built locally (no compiled code).
-grep -v '^antlr4-python3-runtime' "$REQ" | grep -v '^#' | grep -v '^$' > "$DIR/requirements.txt"
+{ cat "$REQ"; echo; cat "$EXTRA"; } | grep -v '^antlr4-python3-runtime' | grep -v '^#' | grep -v '^$' > "$DIR/requirements.txt"
 "$PIP" download -q --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   --platform manylinux_2_24_x86_64 -d "$DIR" -r "$DIR/requirements.txt"

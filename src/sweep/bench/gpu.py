@@ -1,14 +1,15 @@
 """GPU fine-tuning benchmark (issue 4): HF Trainer reference vs the harness's packed bf16 path, in one process.
 
     PYTHONPATH=src python -m sweep.bench.gpu            # on a CUDA machine; prints the final table last
-    PYTHONPATH=src python -m sweep.bench.gpu --quick    # tiny CPU dry run of every code path
+    PYTHONPATH=src python -m sweep.bench.gpu --quick    # tiny CPU dry run of every code path (~1 min, 2 cores)
 
 Measures: a big bf16 matmul (the peak), Trainer (fp32, bf16, bf16 + group_by_length, batch 32) and harness
 variants for a ModernBERT-base-shaped encoder (random init from ModernBertConfig defaults) and MiniLM-L6
 (packaged weights, or the fp16 copy in .carry/minilm_fp16), on synthetic sequences with CFPB-like lengths
 (log-normal, median 170, cut at 512); correctness of the fast path against the fp32 padded path on fresh
 random inputs; and a real MiniLM fine-tune on the CFPB sample vs frozen embeddings + logistic regression.
-Needs only torch, transformers, numpy, pandas, scikit-learn, pyyaml.
+Needs only torch, transformers, numpy, pandas, scikit-learn, pyyaml, and accelerate for the Trainer reference
+(the `gpu` extra: make install-gpu).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CARRY = ROOT / ".carry"
 NUM_LABELS = 113
 ROWS: list[dict] = []
+QUICK = {"seqs": 8, "max_length": 32, "batch_tokens": 128, "trainer_batch": 4, "per_class": 6}
 
 
 def log(msg: str) -> None:
@@ -219,10 +221,14 @@ def harness_run(label: str, cfg: dict, tokens, labels, epochs: int = 3, path_nam
     return row
 
 
+def _tokens(n: int) -> str:
+    return f"{n // 1024}K" if n >= 1024 else str(n)
+
+
 def _describe(runner, c) -> str:
     return (
         f"harness {'bf16' if runner.bf16 else 'fp32'} {'packed' if runner.packed else 'padded'}"
-        f"{' compiled' if runner.compiled else ''} {c['batch_tokens'] // 1024}K tok"
+        f"{' compiled' if runner.compiled else ''} {_tokens(c['batch_tokens'])} tok"
     )
 
 
@@ -275,6 +281,30 @@ def correctness(label: str, cfg: dict, vocab: int, n: int = 16, seed: int = 123)
 # ---------------------------------------------------------------------------------------------- real data
 
 
+def cfpb_train_csv() -> Path | None:
+    """The CFPB sample's train.csv: carried (.carry/, data/gpu unpacked to data/raw/), cached by `make data`, or
+    fetched here with pip as `make data` does (a fresh clone on a machine with a registry)."""
+    for p in (
+        CARRY / "cfpb" / "train.csv.gz",
+        ROOT / "data" / "cfpb" / "train.csv",
+        ROOT / "data" / "raw" / "cfpb_sample" / "train.csv",
+    ):
+        if p.exists():
+            return p
+    try:
+        from types import SimpleNamespace
+
+        import yaml
+
+        from sweep.data.sources import fetch_cfpb_sample  # needs omegaconf, which a bare GPU image may lack
+
+        conf = yaml.safe_load((ROOT / "conf" / "data" / "cfpb_sample.yaml").read_text())
+        return fetch_cfpb_sample(SimpleNamespace(**conf), ROOT / "data") / "train.csv"
+    except Exception as exc:  # noqa: BLE001 - the bench goes on without the real fine-tune
+        log(f"CFPB sample not found and not fetched ({type(exc).__name__}: {str(exc)[:200]}): real fine-tune skipped")
+        return None
+
+
 def real_minilm(pretrained: str, quick: bool) -> dict:
     """Fine-tune MiniLM on the CFPB sample (stratified 80/20 split of train.csv, seed 0) vs frozen + LR."""
     import pandas as pd
@@ -285,24 +315,12 @@ def real_minilm(pretrained: str, quick: bool) -> dict:
 
     from sweep.data.encoders import embed_texts
 
-    csv = next(
-        (
-            p
-            for p in (
-                CARRY / "cfpb" / "train.csv.gz",
-                ROOT / "data" / "cfpb" / "train.csv",
-                ROOT / "data" / "raw" / "cfpb_sample" / "train.csv",
-            )
-            if p.exists()
-        ),
-        None,
-    )
+    csv = cfpb_train_csv()
     if csv is None:
-        log("CFPB sample not found (.carry/cfpb/train.csv.gz): real fine-tune skipped")
         return {}
     df = pd.read_csv(csv).dropna(subset=["Consumer complaint narrative", "Product"])
     if quick:
-        df = df.groupby("Product").head(40)
+        df = df.groupby("Product").head(QUICK["per_class"])
     classes = sorted(df["Product"].unique())
     y = df["Product"].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64)
     texts = df["Consumer complaint narrative"].astype(str).tolist()
@@ -311,7 +329,7 @@ def real_minilm(pretrained: str, quick: bool) -> dict:
     cfg = yaml.safe_load(open(ROOT / "conf" / "model" / "minilm_finetune.yaml"))
     cfg["pretrained"] = pretrained
     if quick:
-        cfg.update(epochs=1, max_length=64)
+        cfg.update(epochs=1, max_length=QUICK["max_length"])
     counts = np.bincount(y[tr], minlength=len(classes))
     loss = LossSpec(np.ones(len(classes)), log_prior(counts), tau=0.0)  # plain CE, like the frozen baseline
     t0 = time.perf_counter()
@@ -372,7 +390,7 @@ def minilm_path(arg: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="tiny sizes (CPU dry run)")
+    p.add_argument("--quick", action="store_true", help="toy sizes, one variant per model (CPU dry run)")
     p.add_argument("--seqs", type=int, default=4096, help="synthetic sequences per run")
     p.add_argument("--ref-fp32-seqs", type=int, default=2048, help="sequences for the slow fp32 Trainer runs")
     p.add_argument("--epochs", type=int, default=3, help="harness epochs (the first is warm-up)")
@@ -394,7 +412,10 @@ def main(argv: list[str] | None = None) -> None:
     log(f"bf16 matmul peak {peak:.0f} TFLOP/s")
 
     mini = minilm_path(a.minilm)
-    n, n32 = (64, 64) if a.quick else (a.seqs, a.ref_fp32_seqs)
+    # --quick: every code path once at toy sizes (8 sequences of <= 32 tokens, one harness variant per model,
+    # Trainer batches of 4, 48 real texts), so that the CPU dry run takes about a minute on 2 busy cores
+    n, n32 = (QUICK["seqs"], QUICK["seqs"]) if a.quick else (a.seqs, a.ref_fp32_seqs)
+    cap = QUICK["max_length"] if a.quick else 512
     mb_dir = Path(tempfile.mkdtemp()) / "modernbert_base_shape"
     mb_conf = (
         ModernBertConfig()
@@ -414,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                 "name": "modernbert_base",
                 "pretrained": str(mb_dir),
                 "random_init": True,
-                "max_length": 512,
+                "max_length": cap,
                 "dropout": 0.0,
             },
         ),
@@ -425,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
             make=lambda: AutoModelForSequenceClassification.from_pretrained(
                 mini, num_labels=NUM_LABELS, dtype=torch.float32
             ),
-            cfg={"name": "minilm_finetune", "pretrained": mini, "max_length": 512, "dropout": 0.1},
+            cfg={"name": "minilm_finetune", "pretrained": mini, "max_length": cap, "dropout": 0.1},
         ),
     }
     # harness variants: (name, overrides); all use bf16 autocast + fused AdamW on CUDA
@@ -444,12 +465,14 @@ def main(argv: list[str] | None = None) -> None:
             ("padded32k", {"batch_tokens": 32768, "attention": "padded"}),
         ],
     }
-    if a.quick:
+    if a.quick:  # on a CPU every variant runs the padded fp32 path: one is enough
         variants = {
-            k: [(nm, {**o, "batch_tokens": 2048}) for nm, o in v if "compiled" not in nm] for k, v in variants.items()
+            k: [(nm, {**o, "batch_tokens": QUICK["batch_tokens"]}) for nm, o in v if "compiled" not in nm][:1]
+            for k, v in variants.items()
         }
     wanted = None if a.variants == "all" else set(a.variants.split(","))
     results: dict = {"device": device_name, "peak_tflops": peak, "rows": [], "correctness": [], "real": {}}
+    results["quick"] = a.quick
 
     def save():
         if a.json:
@@ -457,7 +480,6 @@ def main(argv: list[str] | None = None) -> None:
 
     best_cfg: dict[str, dict] = {}
     for label, s in specs.items():
-        cap = 512
         tokens, labels = synthetic(n, s["vocab"], 0, cap, s["cls"], s["sep"])
         log(f"{label}: {n} seqs, mean {tokens.lengths.mean():.1f} real tokens, median {np.median(tokens.lengths):.0f}")
         if not a.skip_trainer:
@@ -473,7 +495,8 @@ def main(argv: list[str] | None = None) -> None:
                 if bf16 and not cuda:
                     continue
                 try:
-                    results["rows"].append(trainer_reference(label, s["make"], tk, lb, bf16, gbl))
+                    sizes = {"batch": QUICK["trainer_batch"], "warm_steps": 1} if a.quick else {}
+                    results["rows"].append(trainer_reference(label, s["make"], tk, lb, bf16, gbl, **sizes))
                 except Exception as exc:  # keep the bench going; the table says what failed
                     log(f"Trainer {label} bf16={bf16} gbl={gbl} failed: {type(exc).__name__}: {exc}")
                 save()
@@ -527,6 +550,8 @@ def print_table(results: dict) -> None:
             f"{ratio:>15.1f}x"
         )
     lines.append("useful TFLOP/s = 6 x all params (embeddings included) x real tokens/s; seq/s after warm-up")
+    if results.get("quick"):
+        lines.append("--quick: toy sizes; these numbers check that every path runs, not its speed or quality")
     for c in results["correctness"]:
         f, h = c["fast"], c["hf_bf16_padded"]
         lines.append(
