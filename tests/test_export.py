@@ -12,9 +12,9 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.models.metrics import _scores_from_confusion, bootstrap, comparisons, head_tail, interval
+from sweep.models.metrics import _scores_from_confusion, bootstrap, comparisons, head_tail, interval, resample_indices
 from sweep.models.metrics import head_classes as _head_classes
-from sweep.report.export import statements
+from sweep.report.document import statements
 from sweep.search.pareto import baseline_points
 from sweep.search.storage import open_storage
 
@@ -103,7 +103,7 @@ def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_one
     with pytest.raises(ValueError, match="needs points="):
         plots.plot_front(study, tmp_path / "x.png", {}, split="test")
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path, layout=True: figures.append(fig) or path)
     plots.plot_front(
         study,
         tmp_path / "t.png",
@@ -123,7 +123,7 @@ def test_the_test_plot_takes_its_points_from_the_caller_and_rings_the_beaten_one
 
 
 def test_two_points_that_round_alike_keep_their_own_label():
-    from sweep.report.export import unique_labels
+    from sweep.report.document import unique_labels
 
     got = unique_labels({3: "alpha 0.75", 7: "alpha 0.75", 9: "unweighted"})
     assert got == {3: "alpha 0.75 (trial 3)", 7: "alpha 0.75 (trial 7)", 9: "unweighted"}
@@ -174,7 +174,7 @@ def test_the_test_plot_says_when_a_baseline_beats_the_front_and_its_labels_do_no
     for values in close:
         study.add_trial(optuna.trial.create_trial(values=list(values)))
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path, layout=True: figures.append(fig) or path)
     note = "On test, the baseline sqrt-inverse weights beats 2 of the 8 validation-chosen front points (ringed)."
     plots.plot_front(
         study,
@@ -206,7 +206,7 @@ def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classe
     import sweep.report.plots as plots
 
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path, layout=True: figures.append(fig) or path)
     names = [f"class {i}" for i in range(7)]
     counts = np.array([500, 300, 120, 60, 30, 12, 5])
     reference = np.array([0.9, 0.8, 0.6, 0.3, 0.0, 0.0, 0.0])
@@ -241,7 +241,7 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
     study.ask()  # a trial still RUNNING: the export warns that the front may change
     capsys.readouterr()
     out = root / "decide.csv"
-    assert main(["export", *args, "study=decide", f"out={out}", "n_boot=500"]) == 0
+    assert main(["export", *args, "study=decide", f"out={out}", "n_boot=500", "sweep.front_boot=100"]) == 0
     said = capsys.readouterr()
     assert "study decide has 1 RUNNING trial(s): the front may change; run export again when they finish" in said.err
     table = pd.read_csv(out, keep_default_na=False)
@@ -329,6 +329,73 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
     logged = {f.path for f in client.list_artifacts(parent.info.run_id, "export")}
     assert "export/decide.csv" in logged and "export/pareto_test.png" in logged
     assert any(f.path.startswith("per_class_f1_trial_") for f in client.list_artifacts(table["mlflow_run_id"][0]))
+
+    # how sure the front is: p_front against the slow plain-Python computation on the same validation resamples
+    from test_front_noise import _slow_p_front
+
+    def validation(trial: int):
+        with np.load(client.download_artifacts(trials[trial].user_attrs["mlflow_run_id"], "predictions.npz")) as z:
+            return z["val_true"].astype(int), z["val_pred"].astype(int)
+
+    done = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    y_val = validation(done[0])[0]
+    slow = _slow_p_front(
+        y_val, {n: validation(n)[1] for n in done}, len(names), resample_indices(y_val, 100), ["accuracy", "macro_f1"]
+    )
+    for row in table.itertuples():
+        assert row.p_front == pytest.approx(slow[row.trial], abs=1e-9)
+        run = client.get_run(trials[row.trial].user_attrs["mlflow_run_id"])
+        assert run.data.metrics["p_front"] == pytest.approx(slow[row.trial], abs=1e-9)  # on the trial's run too
+        s = scores(row.trial)  # coverage: classes with F1 > 0, with its interval
+        assert row.test_coverage == int((s["f1"] > 0).sum()) and row.n_classes == len(names)
+        assert row.test_coverage_ci_low <= row.test_coverage <= row.test_coverage_ci_high
+    tied = pd.read_csv(root / "decide_tied.csv")
+    front_numbers = set(table["trial"])
+    expected = sorted(n for n in done if n not in front_numbers and slow[n] >= 0.1)
+    assert sorted(tied["trial"]) == expected and list(tied["p_front"]) == sorted(tied["p_front"], reverse=True)
+    meeting = (root / "decide_meeting.md").read_text()
+    sentence = next(line for line in meeting.splitlines() if "statistically tied" in line)
+    assert sentence in said.out and (f"{len(expected)} trial" in sentence or "No trial off the front" in sentence)
+    assert "95% paired bootstrap of the test examples, resampled with replacement" in meeting
+
+    # the deployment mix: the uniform mix re-weights the test split; the reference adjusted for it is post-hoc
+    # tau 1 (log pi_uniform is a constant), so its row must equal the posthoc_tau_1 baseline's, scored apart
+    capsys.readouterr()
+    mixed = root / "mixed.csv"
+    assert (
+        main(
+            [
+                "export",
+                *args,
+                "study=decide",
+                f"out={mixed}",
+                "n_boot=300",
+                "deploy_prior=uniform",
+                "bootstrap=stratified",
+            ]
+        )
+        == 0
+    )
+    uniform = pd.read_csv(mixed, keep_default_na=False)
+    y_test = predictions(ref)[0]
+    w = (1 / len(names)) / (np.bincount(y_test, minlength=len(names)) / len(y_test))
+    for row in uniform.itertuples():
+        y, p = predictions(row.trial)
+        assert row.deploy_accuracy == pytest.approx(accuracy_score(y, p, sample_weight=w[y]), abs=1e-4)
+        assert row.deploy_macro_f1 == pytest.approx(
+            f1_score(y, p, labels=range(len(names)), average="macro", sample_weight=w[y], zero_division=0), abs=1e-4
+        )
+        assert row.deploy_accuracy_ci_low <= row.deploy_accuracy + 1e-4 <= row.deploy_accuracy_ci_high + 2e-4
+    cells = pd.read_csv(root / "mixed_meeting.csv", keep_default_na=False).set_index("Model")
+    adjusted = cells.loc["unweighted + post-hoc tau 1 for the uniform mix"]
+    tau_1 = scores(baseline_points(study)["posthoc_tau_1"].number)
+    assert float(adjusted["Test accuracy % [95% CI]"].split()[0]) == pytest.approx(100 * tau_1["accuracy"], abs=0.051)
+    assert float(adjusted["Test macro-F1 % [95% CI]"].split()[0]) == pytest.approx(100 * tau_1["macro_f1"], abs=0.051)
+    assert "Accuracy % on the uniform mix [95% CI]" in cells.columns
+    text = (root / "mixed_meeting.md").read_text()
+    assert "stratified bootstrap" in text and "the two uniform-mix columns re-weight each test example" in text
+    assert (root / "mixed_report" / "pareto_deploy.png").stat().st_size > 10_000
+    assert main(["export", *args, "study=decide", "bootstrap=bca"]) == 2
 
 
 def test_export_seeds_vary_the_split_and_the_model_seed(synthetic, root):

@@ -13,7 +13,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.report.meeting import beaten_sentences, label, meeting_table, most_changed, verdict, write_meeting
+from sweep.report.meeting import beaten_sentences, label, meeting_table, verdict, write_meeting
+from sweep.report.per_class import most_changed
 from sweep.search.pareto import baseline_points, front
 from sweep.search.storage import open_storage
 
@@ -141,7 +142,20 @@ def test_the_cells_are_the_exports_numbers_and_match_scikit_learn(exported):
     assert _cell(rows.loc["majority class", "Test accuracy % [95% CI]"])[0] == pytest.approx(
         100 * (y == top).mean(), abs=0.051
     )
-    assert int(rows.loc["majority class", "Classes with F1 = 0"]) == len(counts) - 1
+    assert rows.loc["majority class", "Classes detected (F1 > 0) [95% CI]"] == f"1 of {len(counts)} [1, 1]"
+    assert rows.loc["majority class", "On the front in % of validation resamples"] == "n/a"
+    for kind, detected, share in zip(
+        meeting["Kind"],
+        meeting["Classes detected (F1 > 0) [95% CI]"],
+        meeting["On the front in % of validation resamples"],
+        strict=True,
+    ):
+        m = re.search(r"trial (\d+)", kind)
+        if m and int(m.group(1)) in by_trial:
+            r = by_trial[int(m.group(1))]
+            low, high = int(r.test_coverage_ci_low), int(r.test_coverage_ci_high)
+            assert detected == f"{int(r.test_coverage)} of {len(counts)} [{low}, {high}]"
+            assert share == f"{100 * r.p_front:.0f}"
     assert rows.loc["unweighted", "Accuracy vs unweighted, points [95% CI]"] == "0.0 (reference)"
 
 
@@ -252,7 +266,9 @@ def test_the_meeting_files_are_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     files, text = write_meeting(front_rows, pd.DataFrame(), tmp_path / "pareto.csv")
     assert [f.read_text() for f in files][0] == text and "alpha 0.75 + post-hoc tau 0.33" in text
-    assert "hold the split fixed" in text and "seeds=5" in text  # what the intervals do not cover, said under them
+    assert (
+        "hold the train / validation split fixed" in text and "seeds=5" in text
+    )  # what the intervals do not cover, said under them
     assert "80.0 [78.0, 82.0]" in files[1].read_text()
 
 
@@ -331,3 +347,48 @@ def test_most_changed_names_the_largest_moves_only():
     got = most_changed(ref, [np.array([0.5, 0.9, 0.46, 0.2]), np.array([0.52, 0.6, 0.5, 0.5])], top=2)
     assert list(got) == [1, 3]  # +0.4 and -0.3; class 2 moved 0.04, class 0 0.02: not named
     assert list(most_changed(ref, [ref.copy()])) == []
+
+
+def test_the_lines_under_the_table_say_which_bootstrap_which_mix_and_which_trials_are_tied(tmp_path):
+    row = {
+        "trial": 3,
+        "alpha": 0.75,
+        "posthoc_tau": 0.33,
+        "loss": "ce",
+        "weighting": "power",
+        "p_front": 0.914,
+        "test_coverage": 7,
+        "test_coverage_ci_low": 5,
+        "test_coverage_ci_high": 8,
+        "n_classes": 8,
+        **{
+            f"{s}_{m}{e}": v
+            for s in ("test", "deploy")
+            for m in ("accuracy", "macro_f1")
+            for e, v in (("", 0.8), ("_ci_low", 0.7), ("_ci_high", 0.9))
+        },
+    }
+    files, text = write_meeting(
+        pd.DataFrame([row]),
+        pd.DataFrame(),
+        tmp_path / "p.csv",
+        "stratified",
+        "uniform",
+        "2 trials off the front are statistically tied with it.",
+    )
+    cells = pd.read_csv(files[1])
+    assert list(cells.columns[2:6]) == [
+        "Test accuracy % [95% CI]",
+        "Test macro-F1 % [95% CI]",
+        "Accuracy % on the uniform mix [95% CI]",
+        "Macro-F1 % on the uniform mix [95% CI]",
+    ]
+    assert cells["Classes detected (F1 > 0) [95% CI]"][0] == "7 of 8 [5, 8]"
+    assert cells["On the front in % of validation resamples"][0] == 91
+    assert "on the natural and the uniform class mix" in text.splitlines()[0]
+    assert "stratified bootstrap" in text and "understate tiny-class noise" in text
+    assert "share_uniform(class) / share_test(class)" in text
+    assert text.rstrip().endswith("2 trials off the front are statistically tied with it.")
+    _, plain = write_meeting(pd.DataFrame([row]), pd.DataFrame(), tmp_path / "q.csv")
+    assert "resampled with replacement, so each class's test count varies" in plain
+    assert "the test split's own class mix (the natural one)" in plain and "deploy_prior=uniform" in plain

@@ -51,3 +51,50 @@ def test_pick_picks_or_says_plainly_that_nothing_qualifies_with_exit_code_1(synt
 
     assert main(["pick", *args, "study=choose"]) == 2
     assert "give a constraint" in capsys.readouterr().err
+
+
+def test_a_pick_with_confidence_holds_for_the_lower_bound_and_is_recorded(synthetic, capsys):
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from sweep.models.metrics import resample_indices
+
+    args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=sure", "data.ratio=40", "data.n_max=300"]
+    assert main(["sweep", *args]) == 0
+    cfg = load_config(args)
+    study = optuna.load_study(study_name="sure", storage=open_storage(cfg))
+    client = MlflowClient(cfg.tracking.tracking_uri)
+
+    def lower_bound(t) -> float:  # independent: numpy on the logged validation predictions, the same resamples
+        with np.load(client.download_artifacts(t.user_attrs["mlflow_run_id"], "predictions.npz")) as z:
+            y, p = z["val_true"].astype(int), z["val_pred"].astype(int)
+        idx = resample_indices(y, 1000)
+        return float(np.quantile((p[idx] == y[idx]).mean(axis=1), 0.05))
+
+    best = front(study)
+    bounds = {t.number: lower_bound(t) for t in best}
+    floor = max(bounds.values()) - 1e-9
+    expected = max((t for t in best if bounds[t.number] >= floor), key=lambda t: t.values[1])
+    capsys.readouterr()
+    assert main(["pick", *args, "study=sure", f"min_accuracy={floor}", "confidence=0.95"]) == 0
+    said = capsys.readouterr().out
+    assert f"on 95% of 1,000 validation bootstrap resamples: trial {expected.number} (MLflow run" in said
+    assert f"accuracy >= {bounds[expected.number]:.4f}" in said and "classes detected" in said
+    run = client.get_run(expected.user_attrs["mlflow_run_id"]).data.tags
+    assert run["decision"] == "picked" and run["decision.confidence"] == "0.95"
+    assert run["decision.constraint"].startswith(f"validation accuracy >= {floor:.4f} on 95% of 1,000")
+    assert run["decision.date"][:4].isdigit() and "recorded in MLflow" in said
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"]).data.tags
+    assert parent["decision.trial"] == str(expected.number)
+    assert parent["decision.run_id"] == expected.user_attrs["mlflow_run_id"]
+
+    # a later pick of another point supersedes the first, on the record
+    other = max(best, key=lambda t: t.values[1])
+    if other.number != expected.number:
+        assert main(["pick", *args, "study=sure", "min_accuracy=0"]) == 0
+        assert client.get_run(expected.user_attrs["mlflow_run_id"]).data.tags["decision"] == "superseded"
+        assert client.get_run(other.user_attrs["mlflow_run_id"]).data.tags["decision.confidence"].startswith("none")
+    too_high = max(bounds.values()) + 0.001
+    assert main(["pick", *args, "study=sure", f"min_accuracy={too_high}", "confidence=0.95"]) == 1
+    assert main(["pick", *args, "study=sure", "min_accuracy=0.5", "confidence=1.2"]) == 2
+    assert "confidence=1.2 is outside [0.5, 1)" in capsys.readouterr().err

@@ -10,15 +10,17 @@ import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
+from sweep.report.confidence import front_noise
 from sweep.report.links import link_or_reason
 from sweep.report.plots import plot_front
 from sweep.report.table import front_table
-from sweep.search.pareto import baseline_points, converged, front, sync_pareto_tags
+from sweep.search.pareto import baseline_points, complete_trials, converged, front, sync_pareto_tags
 from sweep.tracking import Tracker
 
 
 def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig) -> Path | None:
-    """Parent-run artifacts: the Pareto CSV and plot, the tags synced to the final front."""
+    """Parent-run artifacts: the Pareto CSV and plot (marker size: p_front), the tags synced to the final front,
+    p_front as a metric of every scored trial's run."""
     from sweep.data.splits import load_splits
 
     sync_pareto_tags(study, tracker)
@@ -29,11 +31,17 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
     maj = majority(splits)["val"]
     marks = {"majority class": (maj["accuracy"], maj["macro_f1"])}
-    marks.update({name.replace("_", " "): tuple(t.values) for name, t in baseline_points(study).items()})
+    marks.update({name.replace("_", " "): tuple(t.values[:2]) for name, t in baseline_points(study).items()})
+    noise = front_noise(study, tracker.client, int(cfg.sweep.get("front_boot", 1000)))
+    p_front = {int(n): float(v) for n, v in noise.p_front.items()}
+    for t in complete_trials(study):
+        if t.number in p_front and t.user_attrs.get("mlflow_run_id"):
+            tracker.log_metrics(t.user_attrs["mlflow_run_id"], {"p_front": p_front[t.number]})
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_front(study, Path(tmp) / "pareto.png", marks)
+        png = plot_front(study, Path(tmp) / "pareto.png", marks, p_front=p_front)
         tracker.client.log_artifact(parent, str(png))
         table = front_table(study, tracker.client)
+        table["p_front"] = table["trial"].map(noise.p_front)
         tracker.log_table(parent, table, "pareto.csv")
     tracker.log_metrics(
         parent,
@@ -58,6 +66,7 @@ def print_front(study: optuna.Study, cfg: DictConfig) -> None:
     )
     for t in best:
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
-        print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}  {params}")
+        cov = f"  classes detected {t.values[2]:.0f}" if len(t.values) > 2 else ""
+        print(f"  trial {t.number:4d}  accuracy {t.values[0]:.4f}  macro-F1 {t.values[1]:.4f}{cov}  {params}")
     print(f"the front in MLflow (make ui, then open): {link_or_reason(cfg, study)}")
     print("Optuna Dashboard: make dashboard; the table: make export")

@@ -64,14 +64,15 @@ def front_filter(study_name: str) -> str:
 
 
 def front_view(study_name: str, params: Iterable[str], objectives: Iterable[str] = OBJECTIVES) -> dict:
-    """The runs-table state of a study's front: filtered, best macro-F1 first, objectives and searched values
-    as columns (MLflow's column keys: metrics.`name`, params.`name`, tags.`name`)."""
+    """The runs-table state of a study's front: filtered, best macro-F1 first, objectives, p_front and searched
+    values as columns (MLflow's column keys: metrics.`name`, params.`name`, tags.`name`)."""
     objectives = list(objectives)
+    best = "val_macro_f1" if "val_macro_f1" in objectives else objectives[-1]
     return {
         "searchFilter": front_filter(study_name),
-        "orderByKey": f"metrics.`{objectives[-1]}`",
+        "orderByKey": f"metrics.`{best}`",
         "orderByAsc": False,
-        "selectedColumns": [f"metrics.`{m}`" for m in objectives]
+        "selectedColumns": [f"metrics.`{m}`" for m in [*objectives, "p_front"]]
         + [f"params.`{p}`" for p in params]
         + ["tags.`pareto`"],
     }

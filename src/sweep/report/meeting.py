@@ -1,14 +1,13 @@
 """The front for people: pareto_meeting.md / .csv (one row per baseline and per front point, plain labels, test
-figures in % with intervals, a verdict against the unweighted model in words) and the per-class F1 table."""
+figures in % with intervals, classes detected, p_front, the deployment mix when given, a verdict against the
+unweighted model in words, and under it what the intervals are and which class mix the figures are for)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from sweep.models.metrics import per_class_f1
 from sweep.report.table import write_atomic
 
 LABELS = {
@@ -16,8 +15,10 @@ LABELS = {
     "unweighted": "unweighted",
     "sqrt_inverse": "sqrt-inverse weights",
     "posthoc_tau_1": "post-hoc tau 1",
+    "deploy_adjusted": "unweighted + post-hoc tau 1 for the deployment mix",
 }
 ORDER = list(LABELS)  # baselines first, in this order; others (configured ones) next; then the front
+MIX_COLUMNS = ("Accuracy % on the {mix} mix [95% CI]", "Macro-F1 % on the {mix} mix [95% CI]")
 COLUMNS = [
     "Model",
     "Kind",
@@ -25,17 +26,28 @@ COLUMNS = [
     "Test macro-F1 % [95% CI]",
     "Accuracy vs unweighted, points [95% CI]",
     "Macro-F1 vs unweighted, points [95% CI]",
-    "Classes with F1 = 0",
+    "Classes detected (F1 > 0) [95% CI]",
     "Classes gained / lost",
+    "On the front in % of validation resamples",
     "Beats unweighted beyond noise?",
 ]
 METRIC_WORDS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
-INTERVALS = (
-    "Intervals: 95% stratified bootstrap of the test examples (each class keeps its test count, so a "
-    "constant predictor such as the majority class gets a zero-width interval). They hold the split "
-    "fixed: a class with a handful of test examples can flip its F1 with one example on another split; "
-    '`make export ARGS="seeds=5"` re-splits and re-fits each point to show that spread.'
-)
+INTERVALS = {
+    "plain": (
+        "Intervals: 95% paired bootstrap of the test examples, resampled with replacement, so each class's "
+        "test count varies as it would on another test set of the same size (a class with one test example is "
+        "absent from about a third of the resamples): tiny-class noise is in the intervals. They hold the "
+        'train / validation split fixed; `make export ARGS="seeds=5"` re-splits and re-fits each point to '
+        "show that spread."
+    ),
+    "stratified": (
+        "Intervals: 95% stratified bootstrap of the test examples (each class keeps its test count, so a "
+        "constant predictor such as the majority class gets a zero-width interval, and a class with a handful "
+        "of test examples varies less than on another test set: the intervals understate tiny-class noise). "
+        "They hold the split fixed: a class with a handful of test examples can flip its F1 with one example "
+        'on another split; `make export ARGS="seeds=5"` re-splits and re-fits each point to show that spread.'
+    ),
+}
 
 
 def _num(x: float) -> str:
@@ -91,16 +103,20 @@ def _names(text) -> list[str]:
     return [n for n in text.split("; ") if n] if isinstance(text, str) else []
 
 
-def meeting_rows(front: pd.DataFrame, baselines: pd.DataFrame, reference: str = "unweighted") -> pd.DataFrame:
-    """The rows to show: every baseline (majority class, unweighted, sqrt-inverse, post-hoc tau 1) then every
-    front point that is not one of them, with `label` and `row` (where it comes from); the numbers as
-    export computed them (table.scored_tables), nothing recomputed."""
+def meeting_rows(
+    front: pd.DataFrame, baselines: pd.DataFrame, reference: str = "unweighted", mix: str | None = None
+) -> pd.DataFrame:
+    """The rows to show: every baseline (majority class, unweighted, sqrt-inverse, post-hoc tau 1, and with a
+    deployment mix the reference adjusted for it) then every front point that is not one of them, with `label`
+    and `row` (where it comes from); the numbers as export computed them (table.scored_tables)."""
     base = baselines.copy() if not baselines.empty else pd.DataFrame(columns=["baseline", "trial"])
     base["_order"] = base["baseline"].map(lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
     base = base.sort_values("_order", kind="stable").drop(columns="_order")
     on_front = set(front["trial"].dropna().astype(int))
     base["row"] = [
-        ("reference baseline" if n == reference else "baseline")
+        "no trial: the unweighted model re-adjusted (no refit)"
+        if n == "deploy_adjusted"
+        else ("reference baseline" if n == reference else "baseline")
         + (f", on the front (trial {int(t)})" if pd.notna(t) and int(t) in on_front else "")
         for n, t in zip(base["baseline"], base["trial"], strict=True)
     ]
@@ -108,16 +124,33 @@ def meeting_rows(front: pd.DataFrame, baselines: pd.DataFrame, reference: str = 
     rest = front[~front["trial"].isin(known)].copy()
     rest["row"] = [f"Pareto front (validation), trial {int(t)}" for t in rest["trial"]]
     rows = pd.concat([base, rest], ignore_index=True)
-    rows["label"] = [label(r) for r in rows.to_dict("records")]
+    rows["label"] = [
+        f"unweighted + post-hoc tau 1 for the {mix} mix" if r.get("baseline") == "deploy_adjusted" and mix else label(r)
+        for r in rows.to_dict("records")
+    ]
     return rows
 
 
+def _detected(r: dict) -> str:
+    if pd.isna(r.get("test_coverage")):
+        return "n/a"
+    lo, hi = r.get("test_coverage_ci_low"), r.get("test_coverage_ci_high")
+    return f"{int(r['test_coverage'])} of {int(r['n_classes'])}" + (f" [{lo:.0f}, {hi:.0f}]" if pd.notna(lo) else "")
+
+
+def _share(p) -> str:
+    return "n/a" if p is None or pd.isna(p) else f"{100 * p:.0f}"
+
+
 def meeting_table(
-    front: pd.DataFrame, baselines: pd.DataFrame, reference: str = "unweighted"
+    front: pd.DataFrame, baselines: pd.DataFrame, reference: str = "unweighted", mix: str | None = None
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The table's cells (COLUMNS), the footnotes naming the classes gained / lost, and the sentences saying
-    whether a baseline beats the validation-chosen front on test."""
-    rows = meeting_rows(front, baselines, reference)
+    """The table's cells (COLUMNS, and with a deployment mix `mix` two columns for it after the test ones), the
+    footnotes naming the classes gained / lost, and the sentences saying whether a baseline beats the
+    validation-chosen front on test."""
+    rows = meeting_rows(front, baselines, reference, mix)
+    deploy = mix is not None and "deploy_accuracy" in rows
+    columns = COLUMNS[:4] + ([c.format(mix=mix) for c in MIX_COLUMNS] if deploy else []) + COLUMNS[4:]
     cells, notes = [], []
     for r in rows.to_dict("records"):
         gained, lost = _names(r.get("classes_gained")), _names(r.get("classes_lost"))
@@ -129,12 +162,16 @@ def meeting_table(
             )
             moved += f" [{len(notes)}]"
         is_ref = r.get("baseline") == reference
+        figures = [
+            _pct(r.get(f"{split}_{m}"), r.get(f"{split}_{m}_ci_low"), r.get(f"{split}_{m}_ci_high"))
+            for split in ("test", *(["deploy"] if deploy else []))
+            for m in METRIC_WORDS
+        ]
         cells.append(
             [
                 r["label"],
                 r["row"],
-                _pct(r.get("test_accuracy"), r.get("test_accuracy_ci_low"), r.get("test_accuracy_ci_high")),
-                _pct(r.get("test_macro_f1"), r.get("test_macro_f1_ci_low"), r.get("test_macro_f1_ci_high")),
+                *figures,
                 *(
                     "0.0 (reference)"
                     if is_ref
@@ -143,12 +180,13 @@ def meeting_table(
                     )
                     for m in METRIC_WORDS
                 ),
-                "n/a" if pd.isna(r.get("zero_f1_classes")) else str(int(r["zero_f1_classes"])),
+                _detected(r),
                 moved,
+                _share(r.get("p_front")),
                 "reference" if is_ref else verdict(r),
             ]
         )
-    return pd.DataFrame(cells, columns=COLUMNS), notes, beaten_sentences(front, baselines)
+    return pd.DataFrame(cells, columns=columns), notes, beaten_sentences(front, baselines)
 
 
 def beaten_sentences(front: pd.DataFrame, baselines: pd.DataFrame) -> list[str]:
@@ -193,60 +231,61 @@ def _same_trial(a, b) -> bool:
     return a is not None and pd.notna(a) and pd.notna(b) and int(a) == int(b)
 
 
-def markdown(cells: pd.DataFrame, notes: list[str], sentences: list[str], title: str) -> str:
-    """One GitHub table, the footnotes under it, then the sentences."""
-    lines = [f"### {title}", "", cells.to_markdown(index=False), ""]
+def markdown(cells: pd.DataFrame, notes: list[str], sentences: list[str], title: str, lines: list[str] = ()) -> str:
+    """One GitHub table, the footnotes under it, then the sentences, then `lines` (what the intervals are, the
+    class mix, the trials tied with the front)."""
+    out = [f"### {title}", "", cells.to_markdown(index=False), ""]
     if notes:
-        lines += [
+        out += [
             "Classes gained / lost: F1 from 0 on the unweighted model to above 0, and back.",
             "",
             *[f"{n}  " for n in notes],
             "",
         ]
-    return "\n".join([*lines, *sentences, "", INTERVALS, ""])
+    return "\n".join([*out, *sentences, "", *(f"{line}\n" for line in lines)])
 
 
-def write_meeting(front: pd.DataFrame, baselines: pd.DataFrame, csv_path: Path) -> tuple[list[Path], str]:
+def context_lines(bootstrap: str = "plain", mix: str | None = None, tied: str | None = None) -> list[str]:
+    """The lines under the table: which bootstrap the intervals come from, which class mix the figures are
+    for, what p_front is and which trials are tied with the front."""
+    lines = [INTERVALS[bootstrap]]
+    natural = "Class mix: the test columns are for the test split's own class mix (the natural one)"
+    if mix:
+        lines.append(
+            f"{natural}; the two {mix}-mix columns re-weight each test example by share_{mix}(class) / "
+            "share_test(class) (the same resamples), macro-F1 over the classes the mix has. The row "
+            f'"unweighted + post-hoc tau 1 for the {mix} mix" predicts argmax f(x) - (log pi_train - '
+            f"log pi_{mix}) with the unweighted model's logits (Menon et al. 2021), no refit."
+        )
+    else:
+        lines.append(natural + '; `make export ARGS="deploy_prior=uniform"` re-scores it for another mix.')
+    lines.append(
+        "Classes detected: classes with test F1 > 0, with their 95% interval. On the front in % of validation "
+        "resamples (p_front): how often the trial is non-dominated on the study's objectives when the "
+        "validation split is resampled (1,000 paired resamples by default); 100 for a point no resample moves."
+    )
+    if tied:
+        lines.append(tied)
+    return lines
+
+
+def write_meeting(
+    front: pd.DataFrame,
+    baselines: pd.DataFrame,
+    csv_path: Path,
+    bootstrap: str = "plain",
+    mix: str | None = None,
+    tied: str | None = None,
+) -> tuple[list[Path], str]:
     """<stem>_meeting.md and <stem>_meeting.csv beside the CSV (pareto.csv -> pareto_meeting.md), each written
-    atomically; returns the files and the markdown (which export prints)."""
-    cells, notes, sentences = meeting_table(front, baselines)
-    text = markdown(cells, notes, sentences, "Test split: baselines and the validation-chosen Pareto front")
+    atomically; returns the files and the markdown (which export prints). bootstrap, mix, tied: what the
+    lines under the table say (context_lines)."""
+    cells, notes, sentences = meeting_table(front, baselines, mix=mix)
+    title = "Test split: baselines and the validation-chosen Pareto front" + (
+        f", on the natural and the {mix} class mix" if mix else ""
+    )
+    text = markdown(cells, notes, sentences, title, context_lines(bootstrap, mix, tied))
     csv_path = Path(csv_path)
     md = write_atomic(csv_path.with_name(f"{csv_path.stem}_meeting.md"), lambda tmp: tmp.write_text(text))
     csv = write_atomic(csv_path.with_name(f"{csv_path.stem}_meeting.csv"), lambda tmp: cells.to_csv(tmp, index=False))
     return [md, csv], text
-
-
-def most_changed(reference: np.ndarray, f1s: list[np.ndarray], top: int = 5, at_least: float = 0.05) -> np.ndarray:
-    """The classes whose test F1 moved most against the reference (largest |change| over the points): at most
-    `top`, each by `at_least` or more (a smaller move is not worth a name); largest first."""
-    change = np.max(np.abs(np.stack([f - reference for f in f1s])), axis=0) if f1s else np.zeros_like(reference)
-    order = np.argsort(-change, kind="stable")[:top]
-    return order[change[order] >= at_least]
-
-
-def per_class_table(reference: dict, points: dict[str, dict], top: int = 5) -> pd.DataFrame:
-    """Per class, largest training count first: training and test examples, test F1 of the reference
-    (unweighted) and of each point (label -> logged predictions), and the `top` classes whose F1 moved most
-    marked with their largest change (see most_changed)."""
-    ref_f1 = per_class_f1(reference)
-    f1s = {name: per_class_f1(p) for name, p in points.items()}
-    table = pd.DataFrame(
-        {
-            "class": reference["names"],
-            "training examples": reference["counts"],
-            "test examples": np.bincount(reference["y"], minlength=len(reference["names"])),
-            "F1 unweighted": ref_f1.round(2),
-        }
-    )
-    for name, f in f1s.items():
-        table[f"F1 {name}"] = f.round(2)
-    marked = [""] * len(ref_f1)
-    for i in most_changed(ref_f1, list(f1s.values()), top):
-        deltas = {name: f[i] - ref_f1[i] for name, f in f1s.items()}
-        name = max(deltas, key=lambda k: abs(deltas[k]))
-        marked[i] = f"{'up' if deltas[name] > 0 else 'down'} {deltas[name]:+.2f}" + (
-            f" ({name})" if len(f1s) > 1 else ""
-        )
-    table["moved most (F1 change)"] = marked
-    return table.sort_values("training examples", ascending=False, kind="stable").reset_index(drop=True)

@@ -11,14 +11,15 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
-from sweep.report.annotate import label_without_overlap
+from sweep.report.annotate import label_without_overlap, legend_below
 from sweep.search.pareto import complete_trials, front
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, layout: bool = True) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # renamed into place: never a half-written picture
@@ -31,6 +32,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _sizes(numbers: list[int], p_front: dict[int, float] | None, small: float, large: float) -> np.ndarray:
+    """Marker areas: p_front 0 -> small, 1 -> large (a trial without p_front: the midpoint)."""
+    p = np.array([(p_front or {}).get(n, np.nan) for n in numbers], dtype=float)
+    return small + (large - small) * np.where(np.isfinite(p), p, 0.5 if p_front else 1.0)
+
+
 def plot_front(
     study: optuna.Study,
     path: Path,
@@ -40,6 +47,8 @@ def plot_front(
     points: dict[int, tuple[float, float]] | None = None,
     flagged: dict[int, str] | None = None,
     note: str | None = None,
+    p_front: dict[int, float] | None = None,
+    mix: str | None = None,
 ) -> Path:
     """Accuracy vs macro-F1: the trials as points, the front drawn, the baselines marked.
 
@@ -47,7 +56,10 @@ def plot_front(
     (test accuracy, test macro-F1)), which the caller computes from the logged predictions: trials store no
     test metrics. intervals: trial number -> {"accuracy": (lo, hi), "macro_f1": (lo, hi)} drawn as error bars.
     flagged: trial number -> a short note (e.g. "beaten by sqrt_inverse"): the point ringed, the note beside it.
-    note: a sentence under the title (e.g. that a baseline beats the front on test). Point labels never overlap.
+    note: a sentence under the title (e.g. that a baseline beats the front on test). p_front: trial number ->
+    its p_front, drawn as marker size. mix: the class mix the test figures are for (default "natural").
+    A study with a third objective (coverage) shows its front unjoined, each label with its coverage. No
+    label covers a marker or another label; the legend sits under the axes.
     """
     import matplotlib
 
@@ -68,16 +80,24 @@ def plot_front(
     def shown(ts: list[FrozenTrial]) -> list[FrozenTrial]:
         return [t for t in ts if np.all(np.isfinite(xy(t)))]
 
+    three = len(study.directions) > 2
     trials, best = shown(complete_trials(study)), shown(front(study))
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=110)
+    fig = plt.figure(figsize=(9, 6.2), dpi=110)
+    ax = fig.add_axes((0.09, 0.31, 0.69, 0.56))  # the legend under it, the right margin for crowded labels
     if trials:
         pts = np.array([xy(t) for t in trials])
         what = "trials" if split == "val" else "scored trials"
-        ax.scatter(pts[:, 0], pts[:, 1], s=18, c="#9aa5b1", label=f"{what} ({len(trials)})", zorder=2)
+        size = _sizes([t.number for t in trials], p_front, 8, 60) if split == "val" else 18
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, c="#9aa5b1", label=f"{what} ({len(trials)})", zorder=2)
     if best:
         fp = np.array([xy(t) for t in best])
         order = np.argsort(fp[:, 0])
-        ax.plot(fp[order, 0], fp[order, 1], "-o", c="#d1495b", ms=6, label=f"Pareto front ({len(best)})", zorder=3)
+        kind = "Pareto front, 3 objectives; label: classes detected" if three else "Pareto front"
+        name = f"{kind} ({len(best)}{', size: p_front' if p_front else ''})"
+        if not three:  # with a third objective the 2-D projection of the front is no line
+            ax.plot(fp[order, 0], fp[order, 1], "-", c="#d1495b", lw=1.2, zorder=3, label=name)
+        size = _sizes([t.number for t in best], p_front, 20, 90)
+        ax.scatter(fp[:, 0], fp[:, 1], s=size, c="#d1495b", label=name if three else None, zorder=3)
         notes = flagged or {}
         same_place: dict[tuple[float, float], list[FrozenTrial]] = {}  # tied trials: one label, not two on top
         for t, (x, y) in zip(best, fp, strict=True):
@@ -85,7 +105,9 @@ def plot_front(
         labels = {}
         for (x, y), ts in same_place.items():
             said = list(dict.fromkeys(notes[t.number] for t in ts if t.number in notes))
-            labels[(x, y)] = ", ".join(str(t.number) for t in ts) + (f": {'; '.join(said)}" if said else "")
+            cov = f" (cov {ts[0].values[2]:.0f})" if three else ""
+            text = ", ".join(str(t.number) for t in ts) + cov + (f": {'; '.join(said)}" if said else "")
+            labels[(x, y)] = textwrap.fill(text, 34)
         ringed = [(x, y) for t, (x, y) in zip(best, fp, strict=True) if t.number in notes]
         if ringed:
             r = np.array(ringed)
@@ -116,47 +138,39 @@ def plot_front(
                         label=legend,
                     )
                     legend = None  # once in the legend
-    # Zoom on the trials; a baseline far outside (the majority class, usually) is named in a note instead,
+    # Zoom on the trials; a baseline far outside (the majority class, usually) is named in the legend instead,
     # so that it does not squash the front into a corner.
-    markers = iter(["s", "^", "D", "v", "P"])
+    markers = iter(["s", "^", "D", "v", "P", "X"])
     if trials:
         lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
         pad = np.maximum((hi - lo) * 0.15, 0.01)
         lo, hi = lo - pad, hi + pad
-    off_chart = []
     for name, (x, y) in baselines.items():
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
         near = np.all((lo - 3 * pad <= (x, y)) & ((x, y) <= hi + 3 * pad)) if trials else True
         if not near:
-            off_chart.append(f"{name}: accuracy {x:.3f}, macro-F1 {y:.3f} (off the chart)")
+            ax.plot([], [], ls="none", label=f"{name}: accuracy {x:.3f}, macro-F1 {y:.3f} (off the chart)")
             continue
-        ax.scatter([x], [y], marker=next(markers, "X"), s=70, edgecolor="black", label=name, zorder=4)
-    if off_chart:
-        ax.text(
-            0.99,
-            0.01,
-            "\n".join(off_chart),
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=8,
-            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#9aa5b1"},
-        )
+        ax.scatter([x], [y], marker=next(markers, "*"), s=70, edgecolor="black", label=name, zorder=4)
     words = "validation" if split == "val" else "test"
     ax.set_xlabel(f"{words} accuracy")
     ax.set_ylabel(f"{words} macro-F1")
-    title = f"Accuracy vs macro-F1 on the {words} split" + (
+    mix = (mix or "natural") if split == "test" else None
+    where = f"the {words} split" + (" (natural class mix)" if mix == "natural" else "")
+    if mix and mix != "natural":
+        where = f"the test split re-weighted to the {mix} class mix"
+    title = f"Accuracy vs macro-F1 on {where}" + (
         ": the front chosen on validation, and the baselines" if split == "test" else ": every trial and the front"
     )
     if note:
         title += "\n" + textwrap.fill(note, 95)
     ax.set_title(title, fontsize=9 if note else 10, color="#8b0000" if note else "black")
     ax.grid(alpha=0.3)
+    legend_below(ax, ncol=2, gap=0.12)
     if best:
         label_without_overlap(ax, list(labels), list(labels.values()))
-    ax.legend(fontsize=8, loc="lower left")
-    return _save(fig, path)
+    return _save(fig, path, layout=False)
 
 
 def plot_per_class(
@@ -178,7 +192,8 @@ def plot_per_class(
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=100)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.0), dpi=100)
+    fig.subplots_adjust(left=0.06, right=0.86, bottom=0.27, top=0.85, wspace=0.22)  # legends under, labels right
     bins = np.linspace(0, 1, 11)
     if reference is not None:
         left.hist(reference, bins=bins, color="#9aa5b1", alpha=0.6, label="unweighted (reference)")
@@ -203,8 +218,8 @@ def plot_per_class(
     )
     for ax in (left, right):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left" if ax is left else "lower right")
+        legend_below(ax, ncol=1, gap=0.16)
     if names is not None and marked:
         right.set_ylim(-0.05, 1.05)
         label_without_overlap(right, [(counts[i], f1[i]) for i in marked], [names[i] for i in marked])
-    return _save(fig, path)
+    return _save(fig, path, layout=False)
