@@ -12,8 +12,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sweep"
 # Lowest first: a module imports its own layer and the layers before it, never one after it. The edge holds
 # config and tracking (and the package's __version__); bench runs commands as a user does, through cli.main.
 LAYERS = ("edge", "data", "models", "search", "report", "serve", "cli", "bench")
-TOP = {"__init__": "edge", "config": "edge", "tracking": "edge", "cli": "cli", "__main__": "cli"}
-EDGE = {"config": set(), "tracking": {"__init__"}, "search.storage": {"config", "tracking"}}  # all they import
+TOP = {"__init__": "edge", "config": "edge", "retry": "edge", "tracking": "edge", "cli": "cli", "__main__": "cli"}
+EDGE = {
+    "config": set(),
+    "retry": set(),
+    "tracking": {"__init__", "retry"},
+    "search.journal": {"config"},
+    "search.storage": {"config", "retry", "search.journal", "tracking"},
+}  # all they import
 MAX_LINES = 300
 LONG_ALLOWED = {"models.finetune", "bench.gpu"}  # the GPU fine-tuning path and its benchmark
 

@@ -1,5 +1,5 @@
-"""Local worker processes on one study (`make sweep WORKERS=n`): the cores split between them, URLs with
-passwords passed through the environment, one progress bar for all of them."""
+"""Local worker processes on one study (`make sweep WORKERS=n`): the cores split between them, a GPU each
+(round-robin), URLs with passwords passed through the environment, one progress bar for all of them."""
 
 from __future__ import annotations
 
@@ -18,13 +18,31 @@ MANAGED_ENV = "SWEEP_MANAGED_WORKER"  # set for workers started by run_workers: 
 SECRET_ENV = {"sweep.storage": "SWEEP_STORAGE", "tracking.tracking_uri": "MLFLOW_TRACKING_URI"}
 
 
-def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -> int:
+def visible_gpus(gpus: list[str] | None, environ=os.environ) -> list[str]:
+    """The GPU ids workers share: sweep.gpus, else CUDA_VISIBLE_DEVICES, else every GPU torch sees (none: [])."""
+    if gpus is not None:
+        return list(gpus)
+    if environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        return [d.strip() for d in environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def worker_envs(n: int, gpus: list[str], environ=os.environ) -> list[dict[str, str]]:
+    """Each worker's environment: its share of the cores (oversubscribed torch threads spin and slow everyone
+    down) and, with G GPUs, its own GPU: worker i gets GPU i mod G (N > G: round-robin, workers share)."""
+    threads = str(max(1, (os.cpu_count() or 1) // n))
+    base = {**environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, MANAGED_ENV: "1"}
+    return [{**base, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else dict(base) for i in range(n)]
+
+
+def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int, gpus: list[str] | None = None) -> int:
     """Start n local worker processes on the same study; show one progress bar for all of them."""
     from tqdm import tqdm
 
-    # Split the cores between workers: oversubscribed torch threads spin and slow everyone down.
-    threads = str(max(1, (os.cpu_count() or 1) // n))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, MANAGED_ENV: "1"}
+    envs = worker_envs(n, visible_gpus(gpus))
+    env: dict[str, str] = {}
     # URLs (with their passwords) go through the environment, not the command line that `ps` shows
     args = []
     for o in overrides:
@@ -45,14 +63,14 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
                 f"sweep.worker_index={i}",
                 "sweep.progress=false",
             ],
-            env=env,
+            env={**envs[i], **env},
         )
         for i in range(n)
     ]
     start_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
     try:
         with tqdm(total=total, desc=f"{n} workers", unit="trial") as bar:
-            while any(p.poll() is None for p in procs):
+            while [p.poll() for p in procs].count(None):  # poll every one: a dead worker is reaped at once
                 time.sleep(1.0)
                 done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
                 bar.n = min(total, done - start_done)
@@ -64,4 +82,5 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int) -
         for p in procs:
             p.wait()
         raise
-    return max(p.returncode for p in procs)
+    codes = [p.returncode for p in procs]
+    return next((c for c in codes if c < 0), max(codes))  # a worker killed by a signal first
