@@ -7,6 +7,8 @@
 #                                            # (b) minilm_decoupled sweep, 50 trials + export
 #                                            # (c) alpha 0 / 0.5 / 1: full fine-tune vs decoupled, bootstrap CIs
 #   bash scripts/gpu_session.sh modernbert   # (d) modernbert_decoupled (random init) on data=synthetic_scale
+#   bash scripts/gpu_session.sh head         # (e) the head on the GPU: GPU-vs-CPU test, make bench on
+#                                            #     data=synthetic_scale (113 x 58K), 50 trials, head on cuda
 #
 # Env: BUDGET (seconds for the whole command, default 570), PY (python3), SKIP_SETUP=1 (already installed),
 # DATA / FULL_EXTRA / DEC_EXTRA / MB_EXTRA (extra overrides: a CPU dry run uses tiny settings), N_DEC (50),
@@ -96,6 +98,12 @@ elif [ "$STAGE" = modernbert ]; then
   $PY scripts/gpu_report.py runs gpu-modernbert-decoupled $D >>"$R/report.log" 2>&1
   [ "$(left)" -gt 40 ] && timed d_export "$(cap 60 5)" $PY -m sweep export $D study=gpu-modernbert-decoupled \
     out="$R/pareto_modernbert_decoupled.csv"
+elif [ "$STAGE" = head ]; then
+  timed e_test "$(cap 120 300)" $PY -m pytest -q -m gpu tests/test_head.py -p no:cacheprovider
+  lines "$R/e_test.log" | tail -3 | tee -a "$R/session.log"
+  timed e_bench "$(cap 420 10)" $PY -m sweep bench data=synthetic_scale model.head.device=cuda \
+    trials="${N_DEC:-50}" naive_every=0 ideas="${IDEAS:-12}"
+  lines "$R/e_bench.log" | sed -n '/^bench on/,$p' | tee -a "$R/session.log"
 fi
 grep -h '^{' "$R/report.log" 2>/dev/null | tee -a "$R/session.log" >/dev/null
 log "done"

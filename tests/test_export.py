@@ -372,6 +372,7 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
                 "n_boot=300",
                 "deploy_prior=uniform",
                 "bootstrap=stratified",
+                "dense=1",
             ]
         )
         == 0
@@ -395,6 +396,16 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
     text = (root / "mixed_meeting.md").read_text()
     assert "stratified bootstrap" in text and "the two uniform-mix columns re-weight each test example" in text
     assert (root / "mixed_report" / "pareto_deploy.png").stat().st_size > 10_000
+    # the dense front: from the trials' tau curves, each point re-scored exactly (validation) and on test
+    dense = pd.read_csv(root / "mixed_dense.csv")
+    assert not dense.empty and (dense["candidates"] >= 1).all()
+    for r in dense.itertuples():
+        run_id = trials[int(r.trial)].user_attrs["mlflow_run_id"]
+        curve = pd.read_csv(client.download_artifacts(run_id, "tau_curve.csv")).set_index("posthoc_tau")
+        assert r.val_accuracy == pytest.approx(curve.loc[r.posthoc_tau, "val_accuracy"], abs=5e-5)
+        assert r.val_macro_f1 == pytest.approx(curve.loc[r.posthoc_tau, "val_macro_f1"], abs=5e-5)
+        assert r.test_accuracy_ci_low <= r.test_accuracy <= r.test_accuracy_ci_high
+    assert "Winner's curse" in (root / "mixed_report" / "report.md").read_text()
     assert main(["export", *args, "study=decide", "bootstrap=bca"]) == 2
 
 

@@ -93,3 +93,29 @@ def test_the_front_honors_the_constraints_of_the_sweep():
     for values, c in (([0.9, 0.5], -0.1), ([0.7, 0.8], 0.05), ([0.85, 0.6], 0.0)):
         study.add_trial(optuna.trial.create_trial(values=values, system_attrs={f"{_CONSTRAINTS_KEY}:min_accuracy": c}))
     assert [t.number for t in front(study)] == [2, 0]  # trial 1 breaks the floor: off the front
+
+
+def test_the_dense_front_is_the_non_dominated_set_of_the_pooled_tau_curves():
+    from sweep.report.dense import dense_front
+
+    rng = np.random.default_rng(5)
+    taus = np.round(np.arange(0, 2.01, 0.02), 2)
+    rows = []
+    for trial in range(6):
+        acc = np.round(0.8 - 0.05 * taus**2 + rng.normal(0, 0.004, len(taus)), 3)  # coarse: ties happen
+        f1 = np.round(0.6 + 0.08 * taus - 0.03 * taus**2 + rng.normal(0, 0.004, len(taus)), 3)
+        rows += [
+            {"trial": trial, "posthoc_tau": t, "val_accuracy": a, "val_macro_f1": f, "alpha": trial / 10}
+            for t, a, f in zip(taus, acc, f1, strict=True)
+        ]
+    curves = pd.DataFrame(rows)
+    dense = dense_front(curves)
+    pts = curves[["val_accuracy", "val_macro_f1"]].to_numpy()
+    brute = {(a, f) for a, f in pts if not any(a2 >= a and f2 >= f and (a2 > a or f2 > f) for a2, f2 in pts)}
+    assert set(zip(dense["val_accuracy"], dense["val_macro_f1"], strict=True)) == brute
+    assert len(dense) == len(brute)  # one row per distinct point
+    for r in dense.itertuples():  # the first trial, then the smallest tau reaching it; how many reach it
+        reach = curves[(curves["val_accuracy"] == r.val_accuracy) & (curves["val_macro_f1"] == r.val_macro_f1)]
+        assert (r.trial, r.posthoc_tau) == min(zip(reach["trial"], reach["posthoc_tau"], strict=True))
+        assert r.candidates == len(reach)
+    assert list(dense["val_accuracy"]) == sorted(dense["val_accuracy"], reverse=True)

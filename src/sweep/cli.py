@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             module = __import__(f"sweep.{MODULES[command]}", fromlist=["main"])
             returned = getattr(module, f"{command}_command")(rest)
-            if command == "pick":  # 1: no Pareto point meets the constraint, so that scripts can tell
+            if command in ("pick", "bench"):  # 1: no point meets the constraint / a bench check failed
                 code = int(returned or 0)
     except (ConfigError, DataError, EncoderError, TrackingError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)

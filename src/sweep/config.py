@@ -47,6 +47,27 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> 
     return cfg
 
 
+_COMPOSED: dict[tuple, DictConfig] = {}
+
+
+def load_trial_config(base: Sequence[str], params: Mapping[str, object]) -> DictConfig:
+    """A trial's config, the same as load_config([*base, *group choices, *++key=value]): Hydra composes
+    each combination of searched groups once, then the searched values are set on a copy (composing took
+    0.4-0.5 s a trial, more than a warm head fit)."""
+    import copy
+
+    groups = tuple(f"{k}={v}" for k, v in params.items() if "." not in k)
+    key = (tuple(base), groups)
+    if key not in _COMPOSED:
+        _COMPOSED[key] = load_config([*base, *groups])
+    cfg = copy.deepcopy(_COMPOSED[key])
+    for k, v in params.items():
+        if "." in k:
+            OmegaConf.update(cfg, k, v, force_add=True)
+    validate(cfg)
+    return cfg
+
+
 def _options_hint(conf_dir: Path, exc: BaseException) -> str:
     """For an unknown group option, list the ones that exist."""
     import re

@@ -7,7 +7,8 @@ this run.
    LogisticRegression on the same objective (C = 1 / (2 l2 n), the same class weights, tol = the harness's
    gtol: both stop on max|gradient| <= gtol), log with optuna-integration's MLflowCallback; then the largest
    difference in validation accuracy / macro-F1 between the two sides' trials with the same parameters;
-4. what each idea bought: the same fits from a cold start, from the nearest solution, on the secant.
+4. what each idea bought (bench/ideas.py): the previous solver, float64 vs float32 products, warm starts.
+A failed check (a fit not converged, a difference >= 0.001) prints `bench FAILED: ...` and exits 1.
 """
 
 from __future__ import annotations
@@ -92,92 +93,91 @@ def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]
     return rows, time.perf_counter() - start
 
 
-def warm_start_ideas(cfg, splits, trained: list[float], n: int) -> dict[str, tuple[float, float]]:
-    """The same sequence of head fits (the sweep's first n trained alphas) with each start strategy:
-    median seconds and median iterations."""
-    from sweep.data.features import featurize
-    from sweep.models.head import WarmStarts, fit_head
-    from sweep.models.losses import LossSpec
-
-    feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
-    head, counts = cfg.model.head, splits.train_counts
-    out = {}
-    for how, degree in (("cold", None), ("nearest", 0), ("secant", 1), ("quadratic", 2)):
-        warm, secs, iters = WarmStarts(degree=degree or 0), [], []
-        for alpha in trained[:n]:
-            loss = LossSpec(class_weights(counts, "power", alpha), log_prior(counts), 0.0)
-            fit = fit_head(
-                feats["train"],
-                splits.labels["train"],
-                loss,
-                float(head.l2),
-                float(head.gtol),
-                int(head.max_iter),
-                starts=warm.start("bench", alpha, loss) if degree is not None else None,
-                device=str(head.get("device", "auto")),
-            )
-            warm.add("bench", alpha, loss, fit)
-            secs.append(fit.seconds)
-            iters.append(fit.iterations)
-        out[how] = (statistics.median(secs[1:]), statistics.median(iters[1:]))  # the first fit is cold in all
-    return out
-
-
-def bench_command(argv: list[str]) -> None:
+def bench_command(argv: list[str]) -> int:
     opts, overrides = _args(argv)
     if opts["grid"]:
-        return grid_command(overrides, opts["trials"] if opts["trials"] != 50 else 6)
+        grid_command(overrides, opts["trials"] if opts["trials"] != 50 else 6)
+        return 0
     base = load_config(overrides)
     if base.model.name != "tfidf_linear":
         raise SystemExit("make bench compares the tfidf_linear head with scikit-learn: use model=tfidf_linear")
     data_dir = base.paths.data_dir  # share the downloaded data; everything else goes to a temp root
     with timed_sweep(overrides, data_dir, opts["trials"], "bench") as run:
-        cfg, splits, feat_s, sweep_wall, done = run.cfg, run.splits, run.featurize_s, run.wall_s, run.done
-        fast = [_seconds(t) for t in done]
-        unconverged = sum(t.user_attrs.get("fit_converged") is False for t in done)
+        cfg, splits, done = run.cfg, run.splits, run.done
         trained = [t for t in done if t.user_attrs.get("logits_cache") == "trained"]
-        picked = done[:: opts["naive_every"]]
-        naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], run.root)
-        ideas = (
-            warm_start_ideas(cfg, splits, [t.params["weighting.alpha"] for t in trained], opts["ideas"])
-            if opts["ideas"] > 1
-            else {}
-        )  # ideas=0 skips it (at 113 classes a cold fit takes minutes)
-    diffs = np.abs(np.array([t.values for t in picked]) - np.array([r["values"] for r in naive]))
-    n_val = len(splits.labels["val"])
-    med_fast, med_naive = statistics.median(fast), statistics.median(r["seconds"] for r in naive)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        picked = done[:: opts["naive_every"]] if opts["naive_every"] > 0 else []
+        naive, naive_wall = naive_sweep(cfg, [t.params for t in picked], run.root) if picked else ([], 0.0)
+        ideas = []
+        if opts["ideas"] > 1:  # ideas=0 skips it (at 113 x 58K one cold fit of the previous solver takes minutes)
+            from sweep.bench.ideas import idea_table
+            from sweep.data.features import featurize
+
+            feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
+            alphas = [t.params["weighting.alpha"] for t in trained][: opts["ideas"]]
+            ideas = idea_table(feats, splits, cfg.model.head, alphas, str(cfg.model.head.get("device", "auto")))
+    return report(opts, cfg, splits, run, done, trained, picked, naive, naive_wall, ideas)
+
+
+def report(opts, cfg, splits, run, done, trained, picked, naive, naive_wall, ideas) -> int:
+    """Print the figures; exit status 1 when a check fails (not converged, not the same answer)."""
+    fast = [_seconds(t) for t in done]
+    unconverged = sum(t.user_attrs.get("fit_converged") is False for t in done)
+    med_fast = statistics.median(fast)
+    amortized = (run.featurize_s + run.wall_s) / len(done)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    failures = []
     print()
     print(
-        f"bench on {cfg.data.name} ({splits.info}, {splits.num_classes} classes), model {cfg.model.name}, "
-        f"l2 {cfg.model.head.l2}, both sides stop at max|gradient| <= {cfg.model.head.gtol}"
+        f"bench on {cfg.data.name} ({splits.info}, {splits.num_classes} classes, {run.n_features:,} features), "
+        f"model {cfg.model.name}, l2 {cfg.model.head.l2}, both sides stop at max|gradient| <= {cfg.model.head.gtol}, "
+        f"head on {cfg.model.head.get('device', 'auto')}"
     )
-    print(f"  first-run featurization (TF-IDF fit + transform, no cache): {feat_s:.2f} s")
+    print(f"  first-run featurization (TF-IDF fit + transform, no cache): {run.featurize_s:.1f} s")
     print(
-        f"  harness: {len(fast)} trials, median {med_fast:.3f} s/trial, wall {sweep_wall:.1f} s (incl. start-up, "
-        f"final plot/CSV); {len(trained)} fits, {len(fast) - len(trained)} reused logits, "
+        f"  harness: {len(done)} trials in {run.wall_s:.1f} s wall (start-up and final plot/CSV included), "
+        f"{run.featurize_s + run.wall_s:.1f} s with featurization = {(run.featurize_s + run.wall_s) / 60:.2f} min; "
+        f"median {med_fast:.3f} s/trial; {len(trained)} fits, {len(done) - len(trained)} reused logits, "
         f"{unconverged} not converged"
     )
-    iters = [t.user_attrs["fit_iterations"] for t in trained if "fit_iterations" in t.user_attrs]
-    if iters:
+    if unconverged:
+        failures.append(f"{unconverged} harness fits not converged")
+    fits = [t.user_attrs["metrics"] for t in trained if "fit_seconds" in t.user_attrs.get("metrics", {})]
+    if fits:
         print(
-            f"  harness head fits: iterations median {statistics.median(iters):.0f}, first (cold) {iters[0]}, "
-            f"max {max(iters)}"
+            f"  harness head fits: cold {fits[0]['fit_seconds']:.1f} s / {fits[0]['fit_iterations']:.0f} iterations; "
+            f"warm median {statistics.median(f['fit_seconds'] for f in fits[1:] or fits):.1f} s / "
+            f"{statistics.median(f['fit_iterations'] for f in fits[1:] or fits):.0f} iterations"
         )
-    if len(fast) < 50:
-        print(f"  50 trials at this median would take ~{50 * med_fast / 60:.1f} min (extrapolated, not measured)")
-    print(
-        f"  naive:   {len(naive)} of those trials' parameters, median {med_naive:.3f} s/trial, wall "
-        f"{naive_wall:.1f} s; {sum(not r['converged'] for r in naive)} not converged"
-    )
-    print(f"  speed-up per trial (median naive / median harness): {med_naive / med_fast:.1f}x")
-    print(
-        f"  same answer? largest |difference| on the same parameters: val accuracy {diffs[:, 0].max():.5f}, "
-        f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001); {int(round(diffs[:, 0].max() * n_val))} of "
-        f"{n_val} validation predictions differ at most"
-    )
-    if ideas:
-        print(f"  head fits by start (median over {opts['ideas'] - 1} warm fits of the sweep's alphas):")
-    for how, (s, it) in ideas.items():
-        print(f"    {how:8s} {s:6.2f} s  {it:5.0f} iterations")
-    print(f"  peak RSS {peak:.0f} MiB")
+    if naive:
+        med_naive = statistics.median(r["seconds"] for r in naive)
+        diffs = np.abs(np.array([t.values for t in picked]) - np.array([r["values"] for r in naive]))
+        n_val = len(splits.labels["val"])
+        print(
+            f"  naive:   {len(naive)} of those trials' parameters, median {med_naive:.2f} s/trial, wall "
+            f"{naive_wall:.1f} s; {sum(not r['converged'] for r in naive)} not converged"
+        )
+        print(
+            f"  speed-up per trial: {med_naive / med_fast:.1f}x (median naive / median harness), "
+            f"{med_naive / amortized:.1f}x (median naive / harness wall with featurization per trial)"
+        )
+        same = diffs.max() < 0.001
+        print(
+            f"  same answer: largest |difference| on the same parameters: val accuracy {diffs[:, 0].max():.5f}, "
+            f"val macro-F1 {diffs[:, 1].max():.5f} (must be < 0.001: {'ok' if same else 'FAILED'}); "
+            f"{int(round(diffs[:, 0].max() * n_val))} of {n_val} validation predictions differ at most"
+        )
+        if not same:
+            failures.append(f"not the same answer (largest difference {diffs.max():.5f} >= 0.001)")
+        if any(not r["converged"] for r in naive):
+            failures.append("a naive fit stopped at its cap")
+    for row in ideas:
+        if row == ideas[0]:
+            print(f"  what each idea buys ({cfg.data.name}; cold = the first alpha, warm = median over the others):")
+        print(
+            f"    {row['idea']:58s} {row['seconds']:7.2f} s {row['iterations']:6.0f} iterations "
+            f"({row['fits']} fits, max|grad| {row['max_grad']:.1e}{'' if row['converged'] else ', NOT converged'})"
+        )
+    print(f"  peak RSS {peak:.2f} GiB")
+    for f in failures:
+        print(f"bench FAILED: {f}")
+    return 1 if failures else 0

@@ -125,6 +125,7 @@ def fit_head(
     device: str = "cpu",
     threads: int | None = None,
     memory: int = 10,
+    float64_only: bool = False,
 ) -> HeadFit:
     """Minimize loss(xW + b, y) + l2 * |W|^2 until max|gradient| <= gtol (float64 terms).
 
@@ -147,7 +148,7 @@ def fit_head(
     torch.set_num_threads(threads or before)
     try:
         theta, label, evals = _start(objective, starts, shift, dev)
-        result = minimize(objective, theta, gtol, max_iter, memory)
+        result = minimize(objective, theta, gtol, max_iter, memory, exact=float64_only)
     finally:
         torch.set_num_threads(before)
     if not np.isfinite(result.f):

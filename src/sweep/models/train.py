@@ -23,7 +23,7 @@ from sweep.models.decoupled import head_features
 from sweep.models.head import HeadFit, WarmStarts, fit_head
 from sweep.models.losses import LossSpec, class_weights, log_prior, posthoc_predict
 from sweep.models.metrics import evaluate
-from sweep.models.posthoc import plot_tau_curve, tau_curve
+from sweep.models.posthoc import tau_curve
 
 log = logging.getLogger(__name__)
 _LOGITS: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
@@ -37,10 +37,6 @@ class RunResult:
     info: dict = field(default_factory=dict)  # timings, cache hits, weights
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # split -> predicted class ids
     tau_curve: pd.DataFrame | None = None  # validation metrics over post-hoc tau, from the same logits
-
-    def plot_tau_curve(self, path: Path, title: str = "") -> Path:
-        """The tau curve's picture (tracking logs it with the run, without importing the models layer)."""
-        return plot_tau_curve(self.tau_curve, float(self.info.get("posthoc_tau", 0.0)), path, title)
 
 
 def loss_spec(cfg: DictConfig, counts: np.ndarray) -> LossSpec:

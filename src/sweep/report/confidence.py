@@ -99,20 +99,20 @@ def tied_sentence(study: optuna.Study, noise: FrontNoise, tied: pd.DataFrame, th
     """How many trials are tied with the front, in one sentence (or why p_front is missing)."""
     if noise.reason:
         return f"p_front not computed: {noise.reason}."
-    size = len(front(study))
     on = noise.p_front.reindex([t.number for t in front(study)])
     rule = (
         f"non-dominated on at least {threshold:.0%} of {noise.n_boot:,} paired bootstrap resamples of the "
         "validation split"
     )
+    if len(on) == 1:
+        stay = f"the front point stays on the front in {on.iloc[0]:.0%} of the resamples"
+    else:
+        stay = f"the {len(on)} front points stay on the front in {on.min():.0%} to {on.max():.0%} of the resamples"
     if tied.empty:
-        return (
-            f"No trial off the front is statistically tied with it ({rule}); the {size} front point"
-            f"{'s' if size != 1 else ''} stay on the front in {on.min():.0%} to {on.max():.0%} of the resamples."
-        )
+        return f"No trial off the front is statistically tied with it ({rule}); {stay}."
+    many = len(tied) != 1
     names = ", ".join(str(int(t)) for t in tied["trial"][:12]) + (", ..." if len(tied) > 12 else "")
     return (
-        f"{len(tied)} trial{'s' if len(tied) != 1 else ''} off the front {'are' if len(tied) != 1 else 'is'} "
-        f"statistically tied with it ({rule}: trial{'s' if len(tied) != 1 else ''} {names}); the {size} front "
-        f"point{'s' if size != 1 else ''} stay on the front in {on.min():.0%} to {on.max():.0%} of the resamples."
+        f"{len(tied)} trial{'s' if many else ''} off the front {'are' if many else 'is'} statistically tied with "
+        f"it ({rule}: trial{'s' if many else ''} {names}); {stay}."
     )

@@ -12,6 +12,7 @@ import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
 from sweep.report.confidence import front_noise, tied_sentence, tied_trials
+from sweep.report.dense import with_dense
 from sweep.report.deploy import ADJUSTED, adjusted_point, deploy_mix
 from sweep.report.document import statements, write_csv, write_report
 from sweep.report.links import link_or_reason
@@ -22,7 +23,7 @@ from sweep.search.pareto import reference_trial
 from sweep.search.storage import load_study, running_warning
 from sweep.tracking import open_client
 
-ARGS = ("study", "out", "seeds", "n_boot", "bootstrap", "deploy_prior")
+ARGS = ("study", "out", "seeds", "n_boot", "bootstrap", "deploy_prior", "dense")
 SHOWN = (
     "trial",
     "alpha",
@@ -106,13 +107,18 @@ def export_command(argv: list[str]) -> None:
     meeting, meeting_md = write_meeting(table, baselines, out, kind, mix, said_tied)
     report = out.with_name(f"{out.stem}_report")
     p_front = {int(n): float(p) for n, p in noise.p_front.items()}
-    files = write_report(study, table, client, report, baselines, p_front, mix, tied, context_lines(kind, mix))
+    lines, written = context_lines(kind, mix), [tied_csv]
+    if args.get("dense", "0") not in ("0", ""):
+        dense, said_dense = with_dense(study, client, n_boot, kind == "stratified")
+        written.append(write_csv(dense, out.with_name(f"{out.stem}_dense.csv")))
+        lines += said_dense
+    files = write_report(study, table, client, report, baselines, p_front, mix, tied, lines)
     parent = study.user_attrs.get("mlflow_parent_run_id")
     if parent:
-        for f in [out, tied_csv, *meeting, *files]:
+        for f in [out, *written, *meeting, *files]:
             client.log_artifact(parent, str(f), "export")
     what = f"{len(table)} Pareto-optimal trials of study {study.study_name!r}"
-    print(f"wrote {out} ({what}), {tied_csv.name} and {report}/report.md")
+    print(f"wrote {out} ({what}), {', '.join(f.name for f in written)} and {report}/report.md")
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 40):
         print(table[[c for c in SHOWN if c in table]].to_string(index=False))
         print(f"\n{said_tied}")
@@ -120,6 +126,9 @@ def export_command(argv: list[str]) -> None:
             print(tied.drop(columns="mlflow_run_id").head(20).to_string(index=False))
     for line in statements(table):
         print(line)
+    if len(written) > 1:
+        print("\n" + "\n".join(lines[-len(said_dense) :]))
+        print(dense.drop(columns=["loss", "tau"], errors="ignore").to_string(index=False))
     print(f"\nfor the meeting: {meeting[0]} (and {meeting[1].name})\n")
     print(meeting_md)
     print(f"the front in MLflow (make ui, then open): {link_or_reason(cfg, study)}")

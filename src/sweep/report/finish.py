@@ -14,7 +14,7 @@ from sweep.report.confidence import front_noise
 from sweep.report.links import link_or_reason
 from sweep.report.plots import plot_front
 from sweep.report.table import front_table
-from sweep.search.pareto import baseline_points, complete_trials, converged, front, sync_pareto_tags
+from sweep.search.pareto import baseline_points, complete_trials, converged, feasible, front, sync_pareto_tags
 from sweep.tracking import Tracker
 
 
@@ -58,10 +58,13 @@ def print_front(study: optuna.Study, cfg: DictConfig) -> None:
     """What `make sweep` prints at the end: the trial counts, the validation front, the link to it in MLflow."""
     best = front(study)
     states = [t.state for t in study.get_trials(deepcopy=False)]
-    unconverged = sum(not converged(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    unconverged = sum(not converged(t) for t in done)
+    below = sum(not feasible(t) for t in done)
+    floor = f", {below} below sweep.constraints (kept off the front)" if below else ""
     print(
         f"study {study.study_name}: {states.count(TrialState.COMPLETE)} complete, "
-        f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front); "
+        f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front){floor}; "
         f"Pareto front ({len(best)} trials, validation):"
     )
     for t in best:

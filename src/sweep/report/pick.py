@@ -143,8 +143,12 @@ def pick_command(argv: list[str]) -> int:
     rule = " and ".join(rules) + how
     if not ok.any():
         top = table.loc[low.idxmax()]
-        said = f"{'its lower bound ' if confidence else ''}{low.max():.4f} (trial {top.trial})"
-        print(f"no Pareto point of study {study.study_name!r} meets {rule}: the most accurate reaches {said}")
+        said = (
+            f"the highest lower bound is {low.max():.4f} (trial {top.trial})"
+            if confidence is not None
+            else f"the most accurate reaches {low.max():.4f} (trial {top.trial})"
+        )
+        print(f"no Pareto point of study {study.study_name!r} meets {rule}: {said}")
         return 1
     macro_f1 = table["trial"].map({t.number: t.values[1] for t in best})
     row = table.loc[macro_f1[ok].idxmax()]

@@ -12,7 +12,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from sweep.config import ALPHA_RANGE, TAU_RANGE, ConfigError, dotted, load_config
+from sweep.config import ALPHA_RANGE, TAU_RANGE, ConfigError, dotted, load_trial_config
 from sweep.models.metrics import bootstrap
 from sweep.tracking import Tracker, log_result, redact
 
@@ -208,7 +208,7 @@ class Objective:
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
-            cfg = load_config(overrides)
+            cfg = load_trial_config(self.base, params)  # = load_config(overrides), composed once
             result = run(cfg)
             log_result(self.tracker, run_id, cfg, result, test_metrics=False)
             self.tracker.log_params(run_id, {"trial": str(trial.number)})

@@ -112,6 +112,9 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
     return study, created, seed
 
 
+WHERE_NOT_WHAT = {"model.head.device"}  # where a fit runs, not what it computes: CPU and GPU share a study
+
+
 def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_fingerprint: str) -> dict[str, str]:
     """Everything that changes what a trial's numbers mean: the data's content (texts, labels, splits), the
     model and featurization settings, the fixed (unsearched) weighting and loss values, the objectives, the
@@ -135,7 +138,7 @@ def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_
         if group in searched_groups:
             continue
         for key, value in flat_params(cfg[group]).items():
-            if f"{group}.{key}" not in space:
+            if f"{group}.{key}" not in space and f"{group}.{key}" not in WHERE_NOT_WHAT:
                 out[f"{group}.{key}"] = value
     return out
 
