@@ -82,3 +82,20 @@ def test_bad_objectives_or_constraints_are_one_line_errors_before_any_trial(synt
     assert main(["sweep", *synthetic, "sweep.n_trials=1", override]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
+
+
+def test_the_sweep_floor_with_confidence_is_the_floor_minus_the_one_sided_lower_bound():
+    from sweep.search.objective import accuracy_constraint, constraints
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 600)
+    pred = np.where(rng.random(600) < 0.8, y, rng.integers(0, 4, 600))
+    rule = constraints(
+        load_config(["sweep.constraints.min_accuracy=0.78", "sweep.constraints.confidence=0.9", "sweep.front_boot=500"])
+    )
+    assert rule == {"min_accuracy": 0.78, "confidence": 0.9, "n_boot": 500}
+    idx = resample_indices(y, 500)  # what make pick draws too: seed 0
+    lower = np.quantile((pred[idx] == y[idx]).mean(axis=1), 0.1)
+    assert accuracy_constraint(rule, float((pred == y).mean()), y, pred, 4) == pytest.approx(0.78 - lower)
+    point = constraints(load_config(["sweep.constraints.min_accuracy=0.78"]))
+    assert accuracy_constraint(point, 0.8, y, pred, 4) == pytest.approx(-0.02)
