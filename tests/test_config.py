@@ -3,7 +3,12 @@ import pytest
 from sweep.config import CONF_DIR, ConfigError, load_config
 
 GROUPS = ["data", "model", "weighting", "loss", "sweep", "tracking", "paths"]
-REQUIRED = {"data=cfpb_csv": ["data.path=/tmp/x.csv"], "data=hf": ["data.dataset=some/dataset"]}
+REQUIRED = {
+    "data=cfpb_csv": ["data.path=/tmp/x.csv"],
+    "data=hf": ["data.dataset=some/dataset"],
+    "model=precomputed": ["model.path=/tmp/x.npy"],
+    "model=precomputed_logits": ["model.path=/tmp/x.parquet"],
+}
 
 
 @pytest.mark.parametrize("option", [f"{g}={p.stem}" for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))])

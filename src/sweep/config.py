@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -18,7 +18,7 @@ ALPHA_RANGE = (0.0, 2.0)
 TAU_RANGE = (0.0, 5.0)
 SAMPLERS = ("tpe", "nsga2", "random")
 SOURCES = ("cfpb_sample", "csv", "hf", "synthetic")
-MODEL_KINDS = ("head", "finetune")
+MODEL_KINDS = ("head", "finetune", "logits")
 GROUPS = ("data", "model", "weighting", "loss", "sweep", "tracking", "paths", "seed", "task_name")  # top-level keys
 
 
@@ -43,8 +43,51 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> 
     finally:
         GlobalHydra.instance().clear()
     cfg.paths.root = str(Path(cfg.paths.root).expanduser().resolve())
+    _model_sweep(cfg, overrides)
     validate(cfg)
     return cfg
+
+
+def _model_sweep(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """A model with its own search space (model.sweep; model=precomputed_logits searches only the post-hoc tau)
+    replaces sweep.params / sweep.baselines with it; what the command line sets under them still applies."""
+    for key, own in (cfg.model.get("sweep") or {}).items():
+        names = [(o.lstrip("+~").partition("=")[0], o.startswith("~")) for o in overrides]
+        if any(name == f"sweep.{key}" for name, _ in names):  # replaced whole on the command line: that wins
+            continue
+        node = OmegaConf.create(OmegaConf.to_container(own, resolve=False))
+        for name, deleted in names:
+            if not name.startswith(f"sweep.{key}."):
+                continue
+            path, _, last = name[len(f"sweep.{key}.") :].rpartition(".")
+            parent = OmegaConf.select(node, path) if path else node
+            if deleted and parent is not None:
+                parent.pop(last, None)
+            elif not deleted:
+                OmegaConf.update(node, f"{path}.{last}" if path else last, OmegaConf.select(cfg, name), force_add=True)
+        with open_dict(cfg.sweep):
+            cfg.sweep[key] = node
+
+
+def _check_fixed_logits(cfg: DictConfig) -> None:
+    """model.kind=logits: the logits are given, so only the post-hoc tau can change a prediction; class weights
+    and a training tau would need training."""
+    w, name = cfg.weighting, cfg.model.name
+    if (w.scheme == "power" and float(w.alpha) > 0) or w.scheme == "effective_number":
+        what = f"weighting.alpha={w.alpha}" if w.scheme == "power" else "weighting=effective_number"
+        raise ConfigError(
+            f"{what} with model={name}: class weights need training, and fixed logits are not trained; use "
+            "weighting.alpha=0, or model=precomputed (your embeddings, a head fitted per trial) to search them"
+        )
+    if cfg.loss.name == "logit_adjusted":
+        raise ConfigError(f"loss=logit_adjusted with model={name}: a training tau needs training; use loss=ce")
+    searched = dotted(OmegaConf.to_container(cfg.sweep.get("params") or {}, resolve=True))
+    trained = [k for k in searched if k.split(".")[0] in ("weighting", "loss", "model") and k != "loss.posthoc_tau"]
+    if trained:
+        raise ConfigError(
+            f"sweep.params.{trained[0]} is searched with model={name}: fixed logits leave only "
+            "loss.posthoc_tau to search; drop that override"
+        )
 
 
 _COMPOSED: dict[tuple, DictConfig] = {}
@@ -142,6 +185,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.loss.name == "logit_adjusted":
         _check_range("loss.tau", cfg.loss.tau, *TAU_RANGE)
     _check_range("loss.posthoc_tau", cfg.loss.get("posthoc_tau", 0.0), *TAU_RANGE)
+    if cfg.model.kind == "logits":
+        _check_fixed_logits(cfg)
     if cfg.sweep.sampler not in SAMPLERS:
         raise ConfigError(f"sweep.sampler={cfg.sweep.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
     folds = cfg.sweep.get("cv_folds", 1)

@@ -3,7 +3,8 @@
 tfidf: scikit-learn's TfidfVectorizer fit on the train split (sparse matrices);
 embeddings: a frozen encoder's mean-pooled sentence embeddings (dense), see encoders.py;
 finetuned: built by the models layer (models/decoupled.py: the encoder fine-tuned once with its own loss) on
-this module's cache (cached) and normalization (normalized).
+this module's cache (cached) and normalization (normalized);
+precomputed: embeddings computed elsewhere, read from model.path per data row (data/precomputed.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.data.splits import Splits
+from sweep.data.precomputed import file_settings, precomputed_features
+from sweep.data.splits import DataError, Splits
 
 log = logging.getLogger(__name__)
 _MEMORY: dict[str, dict] = {}
@@ -117,13 +119,19 @@ def featurize(splits: Splits, model_cfg: DictConfig, cache_dir: str | Path) -> t
         settings, build = OmegaConf.to_container(model_cfg.tfidf, resolve=True), tfidf_features
     elif kind == "embeddings":
         settings, build = OmegaConf.to_container(model_cfg.encoder, resolve=True), embedding_features
+    elif kind == "precomputed":  # the file's rows per split, normalized after the cache as fine-tuned features
+        how = str(model_cfg.get("normalize", "l2"))
+        if how not in NORMALIZE:
+            raise DataError(f"model.normalize={how!r} is unknown: use one of {', '.join(NORMALIZE)}")
+        build = lambda s, _settings: precomputed_features(s, model_cfg)  # noqa: E731 - settings: the key only
+        return cached(kind, file_settings(model_cfg, splits), splits, cache_dir, build, how)
     elif kind == "finetuned":
         raise ValueError(
             "model.features=finetuned fine-tunes an encoder: its features come from "
             "sweep.models.decoupled.head_features"
         )
     else:
-        raise ValueError(f"model.features={kind!r} is unknown: use tfidf, embeddings or finetuned")
+        raise ValueError(f"model.features={kind!r} is unknown: use tfidf, embeddings, finetuned or precomputed")
     return cached(kind, settings, splits, cache_dir, build)
 
 

@@ -71,8 +71,11 @@ def fetch_cfpb_sample(cfg: DictConfig, data_dir: Path) -> Path:
     return out
 
 
-def read_table(path: Path, text_column: str, label_column: str, key: str = "data.path") -> pd.DataFrame:
-    """Read a CSV into columns text, label; one-line errors for broken rows, encodings and columns."""
+def read_table(
+    path: Path, text_column: str, label_column: str, key: str = "data.path", id_column: str | None = None
+) -> pd.DataFrame:
+    """Read a CSV into columns text, label (and id: data.id_column, the rows' identity for precomputed features);
+    one-line errors for broken rows, encodings, columns and missing ids."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist: check {key}")
@@ -89,11 +92,12 @@ def read_table(path: Path, text_column: str, label_column: str, key: str = "data
         head = pd.read_csv(path, nrows=0)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-    for col, name in ((text_column, "text_column"), (label_column, "label_column")):
+    wanted = {"text": text_column, "label": label_column, **({"id": id_column} if id_column else {})}
+    for name, col in wanted.items():
         if col not in head.columns:
             raise DataError(
                 f"column {col!r} not found in {path} (columns: {', '.join(map(str, head.columns[:12]))}): "
-                f"set data.{name} to one of them"
+                f"set data.{name}_column to one of them"
             )
     try:
         # All columns are parsed (usecols would hide rows with extra fields), in chunks to bound memory;
@@ -101,14 +105,21 @@ def read_table(path: Path, text_column: str, label_column: str, key: str = "data
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             chunks = pd.read_csv(path, dtype=str, chunksize=200_000, index_col=False)
-            df = pd.concat([c[[text_column, label_column]] for c in chunks], ignore_index=True)
+            df = pd.concat([c[list(wanted.values())] for c in chunks], ignore_index=True)
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}): re-encode it, e.g. iconv -f latin1 -t utf-8"
         ) from None
     except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         raise DataError(f"{_malformed_row(path, str(exc))}: fix or remove that row") from None
-    return df.rename(columns={text_column: "text", label_column: "label"})[["text", "label"]]
+    df = df.rename(columns={col: name for name, col in wanted.items()})[list(wanted)]
+    if id_column and df["id"].isna().any():
+        missing = df.index[df["id"].isna()]
+        raise DataError(
+            f"{path}: {len(missing)} row(s) have no {id_column!r} value (data.id_column; the first: data row "
+            f"{missing[0]}, from 0 after the header): fill them, or unset data.id_column (rows then match by position)"
+        )
+    return df
 
 
 def _malformed_row(path: Path, message: str) -> str:
@@ -133,12 +144,12 @@ def _malformed_row(path: Path, message: str) -> str:
 
 def load_sources(cfg: DictConfig, data_dir: Path, seed: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The pool to split into train/val (and test), plus a fixed test set where the source has one."""
-    src = cfg.source
+    src, ids = cfg.source, cfg.get("id_column")
     if src == "cfpb_sample":
         folder = fetch_cfpb_sample(cfg, data_dir)
         return (
-            read_table(folder / "train.csv", cfg.text_column, cfg.label_column),
-            read_table(folder / "test.csv", cfg.text_column, cfg.label_column),
+            read_table(folder / "train.csv", cfg.text_column, cfg.label_column, id_column=ids),
+            read_table(folder / "test.csv", cfg.text_column, cfg.label_column, id_column=ids),
         )
     if src == "csv":
         if not cfg.get("path"):
@@ -147,12 +158,15 @@ def load_sources(cfg: DictConfig, data_dir: Path, seed: int) -> tuple[pd.DataFra
                 "data.text_column=text data.label_column=label"
             )
         label_column = _csv_label_column(cfg)
-        pool = read_table(Path(cfg.path).expanduser(), cfg.text_column, label_column)
+        pool = read_table(Path(cfg.path).expanduser(), cfg.text_column, label_column, id_column=ids)
         if not cfg.get("test_path"):
             return pool, None
-        return pool, read_table(Path(cfg.test_path).expanduser(), cfg.text_column, label_column, "data.test_path")
+        test = read_table(Path(cfg.test_path).expanduser(), cfg.text_column, label_column, "data.test_path", ids)
+        return pool, test
     if src == "hf":
         return _hf_frames(cfg)
+    if src == "synthetic" and ids:
+        raise DataError(f"data.id_column={ids!r}, but generated data has no ids: unset it (rows match by position)")
     if src == "synthetic":
         return synthetic_frame(cfg, seed=int(cfg.get("generator_seed", 0))), None
     raise DataError(f"data.source={src!r} is unknown: use cfpb_sample, csv, hf or synthetic")
@@ -185,13 +199,19 @@ def _hf_frames(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         if split not in ds:
             raise DataError(f"split {split!r} not in {cfg.dataset} (has {', '.join(ds)}): set data.train_split")
         d = ds[split]
-        for col, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
+        wanted = (
+            (cfg.text_column, "text_column"),
+            (cfg.label_column, "label_column"),
+            (cfg.get("id_column"), "id_column"),
+        )
+        for col, key in [(c, k) for c, k in wanted if c]:
             if col not in d.column_names:
                 raise DataError(
                     f"column {col!r} not in {cfg.dataset} (has {', '.join(d.column_names)}): set data.{key}"
                 )
         names = getattr(d.features[cfg.label_column], "names", None)
         labels = [names[i] if names else str(i) for i in d[cfg.label_column]]
-        return pd.DataFrame({"text": d[cfg.text_column], "label": labels})
+        ids = {"id": [str(v) for v in d[cfg.id_column]]} if cfg.get("id_column") else {}
+        return pd.DataFrame({"text": d[cfg.text_column], "label": labels, **ids})
 
     return frame(cfg.train_split), (frame(cfg.test_split) if cfg.get("test_split") else None)

@@ -32,6 +32,10 @@ class Splits:
     labels: dict[str, np.ndarray]
     class_names: list[str]
     info: dict = field(default_factory=dict)
+    # Where each example came from, for features computed elsewhere (data/precomputed.py): its data row in its
+    # file (from 0 after the header; a fixed test file's own rows for the test split), and its data.id_column.
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -64,6 +68,7 @@ def _clean(df: pd.DataFrame, what: str, drop_missing_labels: bool) -> tuple[pd.D
     Returns the rows kept and how many were dropped, by reason."""
     if df.empty:
         raise DataError(f"the {what} data is empty: check data.path / data.dataset")
+    df = df.assign(row=np.arange(len(df)))  # the data row each kept text comes from (its first occurrence)
     missing = int(df["label"].isna().sum())
     if missing and not drop_missing_labels:
         raise DataError(
@@ -76,8 +81,9 @@ def _clean(df: pd.DataFrame, what: str, drop_missing_labels: bool) -> tuple[pd.D
     )
     with_text = df[df["text"] != ""]
     # Identical texts must never cross splits: keep one row per text, with its most common label.
-    pairs = with_text.groupby(["text", "label"], sort=False).size().reset_index(name="n")
-    out = pairs.sort_values("n", ascending=False, kind="stable").drop_duplicates("text")[["text", "label"]]
+    origin = {c: (c, "first") for c in with_text.columns if c not in ("text", "label")}  # row, and id if any
+    pairs = with_text.groupby(["text", "label"], sort=False).agg(n=("row", "size"), **origin).reset_index()
+    out = pairs.sort_values("n", ascending=False, kind="stable").drop_duplicates("text")[["text", "label", *origin]]
     out = out.sort_index().reset_index(drop=True)
     if out.empty:
         raise DataError(f"the {what} data has no rows with text: check data.text_column")
@@ -201,6 +207,7 @@ def make_splits(pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DictConfig, 
             "or train (only train is subsampled)"
         )
     drop_missing = bool(cfg.get("drop_missing_labels", False))
+    rows_read = {"pool": len(pool), **({"test": len(test)} if test is not None else {})}  # per file, as read
     pool, dropped = _clean(pool, "training", drop_missing)
     dropped["test_in_train"] = 0
     fixed_test = test is not None
@@ -251,7 +258,13 @@ def make_splits(pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DictConfig, 
         texts={k: d["text"].tolist() for k, d in parts.items()},
         labels={k: d["label"].map(index).to_numpy(np.int64) for k, d in parts.items()},
         class_names=class_names,
-        info={**{f"n_{k}": len(d) for k, d in parts.items()}, "dropped": {k: int(v) for k, v in dropped.items()}},
+        info={
+            **{f"n_{k}": len(d) for k, d in parts.items()},
+            "dropped": {k: int(v) for k, v in dropped.items()},
+            "rows_read": rows_read,
+        },
+        rows={k: d["row"].to_numpy(np.int64) for k, d in parts.items()},
+        ids={k: d["id"].astype(str).to_numpy(object) for k, d in parts.items() if "id" in d},
     )
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from sweep.config import ConfigError
+from sweep.data.precomputed import precomputed_logits
 from sweep.data.splits import Splits, load_splits
 from sweep.models.decoupled import head_features
 from sweep.models.head import HeadFit, WarmStarts, fit_head
@@ -102,6 +104,13 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
     """Raw (unadjusted) val and test logits of the configured model."""
     cache_dir = Path(cfg.paths.cache_dir)
     info: dict = {}
+    if cfg.model.kind == "logits":  # given (model=precomputed_logits): nothing to train, so nothing to weight
+        if np.ptp(loss.weights) > 0 or loss.tau:
+            raise ConfigError(
+                f"model={cfg.model.name} holds fixed logits: class weights and a training tau need training; "
+                "use weighting.alpha=0 and loss=ce (the post-hoc tau is free)"
+            )
+        return precomputed_logits(splits, cfg.model), {"logits_cache": "file"}
     if cfg.model.kind == "head":
         feats, finfo = head_features(splits, cfg.model, cache_dir)
         info["featurize_seconds"], info["features_cache"] = finfo["seconds"], finfo["cached"]
@@ -131,6 +140,8 @@ def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict
 
     A head model's training-time tau costs no fit: the optimum at tau is the tau = 0 optimum with its bias
     shifted by -tau * log_prior (unpenalized bias), so the cache holds the tau = 0 logits and shifts them."""
+    if cfg.model.kind == "logits":  # read from their file (once per process): no copy in the cache
+        return train_logits(cfg, splits, loss)
     if cfg.model.kind == "head" and loss.tau:
         logits, info = cached_logits(cfg, splits, LossSpec(loss.weights, loss.log_prior, 0.0))
         return {s: v - loss.tau * loss.log_prior for s, v in logits.items()}, info
@@ -166,6 +177,12 @@ def fold_splits(splits: Splits, k: int, seed: int) -> list[Splits]:
 
     texts = splits.texts["train"] + splits.texts["val"]
     labels = np.concatenate([splits.labels["train"], splits.labels["val"]])
+    # where each example came from (data/precomputed.py reads its rows by them): pooled as the texts are
+    origin = {
+        name: (np.concatenate([by_split["train"], by_split["val"]]), by_split["test"])
+        for name, by_split in (("rows", splits.rows), ("ids", splits.ids))
+        if by_split
+    }
     smallest = int(np.bincount(labels, minlength=splits.num_classes).min())
     if smallest < k:
         raise DataError(
@@ -180,7 +197,11 @@ def fold_splits(splits: Splits, k: int, seed: int) -> list[Splits]:
                 texts={**{n: [texts[i] for i in idx] for n, idx in parts.items()}, "test": splits.texts["test"]},
                 labels={**{n: labels[idx] for n, idx in parts.items()}, "test": splits.labels["test"]},
                 class_names=splits.class_names,
-                info={f"n_{n}": len(idx) for n, idx in parts.items()},
+                info={f"n_{n}": len(idx) for n, idx in parts.items()} | {"rows_read": splits.info.get("rows_read", {})},
+                **{
+                    name: {**{n: pool[idx] for n, idx in parts.items()}, "test": test}
+                    for name, (pool, test) in origin.items()
+                },
             )
         )
     return out
@@ -205,6 +226,15 @@ def cv_metrics(cfg: DictConfig, splits: Splits, k: int) -> dict[str, float]:
         out[f"val_{m}"], out[f"val_{m}_se"] = float(v.mean()), float(v.std(ddof=1) / np.sqrt(k))
         out.update({f"val_{m}_fold{i}": float(x) for i, x in enumerate(v)})
     return out
+
+
+def check_inputs(cfg: DictConfig, splits: Splits) -> None:
+    """Read what a model takes from a file before any trial (model=precomputed, model=precomputed_logits), so that
+    a wrong row count, NaN or inf, or a missing id stops a sweep in one line instead of failing every trial."""
+    if cfg.model.kind == "logits":
+        precomputed_logits(splits, cfg.model)
+    elif cfg.model.kind == "head" and cfg.model.get("features") == "precomputed":
+        head_features(splits, cfg.model, cfg.paths.cache_dir)
 
 
 def run(cfg: DictConfig) -> RunResult:

@@ -186,6 +186,9 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     from sweep.data.splits import load_splits
 
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))  # data errors before any trial
+    from sweep.models.train import check_inputs
+
+    check_inputs(cfg, splits)  # and a precomputed file's (rows, NaN, ids): one line, not every trial failed
     name = str(cfg.sweep.study_name)
     study, created, sampler_seed = _create_or_load(name, storage, cfg)
     check_identity(study, study_identity(cfg, space, splits.fingerprint))
