@@ -99,7 +99,7 @@ def test_no_marker_is_covered_by_the_legend_or_a_label_on_a_crowded_front(tmp_pa
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "majority class: accuracy 0.500, macro-F1 0.100 (off the chart)" in legend
     assert "Pareto front (7, size: p_front)" in legend
-    assert "natural class mix" in ax.get_title()
+    assert "natural class mix" in ax.get_title().replace("\n", " ")
 
 
 def test_marker_size_follows_p_front_and_three_objectives_label_coverage(tmp_path, figures):
@@ -122,7 +122,7 @@ def test_the_deployment_mix_is_named_on_its_picture(tmp_path, figures):
     study = crowded_study(n=3)
     points = {t.number: tuple(t.values) for t in study.trials}
     plots.plot_front(study, tmp_path / "d.png", {}, split="test", points=points, mix="uniform")
-    assert "re-weighted to the uniform class mix" in figures[0].axes[0].get_title()
+    assert "re-weighted to the uniform class mix" in figures[0].axes[0].get_title().replace("\n", " ")
 
 
 def test_the_per_class_plot_covers_no_marker(tmp_path, figures):

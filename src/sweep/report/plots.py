@@ -154,15 +154,17 @@ def plot_front(
             continue
         ax.scatter([x], [y], marker=next(markers, "*"), s=70, edgecolor="black", label=name, zorder=4)
     words = "validation" if split == "val" else "test"
-    ax.set_xlabel(f"{words} accuracy")
-    ax.set_ylabel(f"{words} macro-F1")
     mix = (mix or "natural") if split == "test" else None
+    on = f" ({mix} class mix)" if mix and mix != "natural" else ""
+    ax.set_xlabel(f"{words} accuracy{on}")
+    ax.set_ylabel(f"{words} macro-F1{on}")
     where = f"the {words} split" + (" (natural class mix)" if mix == "natural" else "")
     if mix and mix != "natural":
         where = f"the test split re-weighted to the {mix} class mix"
     title = f"Accuracy vs macro-F1 on {where}" + (
         ": the front chosen on validation, and the baselines" if split == "test" else ": every trial and the front"
     )
+    title = textwrap.fill(title, 95)
     if note:
         title += "\n" + textwrap.fill(note, 95)
     ax.set_title(title, fontsize=9 if note else 10, color="#8b0000" if note else "black")
