@@ -119,7 +119,8 @@ def test_a_precomputed_sweep_fits_the_head_on_the_files_rows_and_exports_its_fro
     out = root / "own.csv"
     capsys.readouterr()
     assert main(["export", *args, "study=own-encoder", f"out={out}", "n_boot=200", "sweep.front_boot=100"]) == 0
-    print(capsys.readouterr().out)  # the front, for the record (pytest -s)
+    with capsys.disabled():  # the front, for the record (pytest -s)
+        print(capsys.readouterr().out)
     table = pd.read_csv(out)
     assert len(table) >= 1 and set(table["model"]) == {"precomputed"}
     assert (root / "own_meeting.md").exists()
@@ -171,7 +172,8 @@ def test_a_precomputed_logits_sweep_searches_only_the_posthoc_tau_and_exports_an
     out = root / "logits_front.csv"
     capsys.readouterr()
     assert main(["export", *args, "study=own", f"out={out}", "n_boot=200", "sweep.front_boot=100"]) == 0
-    print(capsys.readouterr().out)  # the front, for the record (pytest -s)
+    with capsys.disabled():  # the front, for the record (pytest -s)
+        print(capsys.readouterr().out)
     table = pd.read_csv(out)
     assert len(table) >= 1 and set(table["model"]) == {"precomputed_logits"}
     floor = float(table["val_accuracy"].min())
@@ -263,3 +265,29 @@ def test_fixed_logits_refuse_class_weights_in_one_line(synthetic, root, capsys):
     narrowed = load_config([*base, 'sweep.params.loss.posthoc_tau="interval(0,0.5)"'])
     assert dict(narrowed.sweep.params) == {"loss": {"posthoc_tau": "interval(0,0.5)"}}
     assert "weighting" in load_config(synthetic).sweep.params  # other models keep the default space
+
+
+def test_a_fixed_test_file_has_its_own_rows_in_model_test_path(synthetic, root, capsys):
+    frame = raw_frame(synthetic).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    pool, test = frame.iloc[:250], frame.iloc[250:].reset_index(drop=True)
+    pool.to_csv(root / "train.csv", index=False)
+    test.to_csv(root / "test.csv", index=False)
+    np.save(root / "train.npy", encode(pool["text"]))
+    np.save(root / "test.npy", encode(test["text"]))
+    data = [*synthetic, "data=csv", f"data.path={root / 'train.csv'}", f"data.test_path={root / 'test.csv'}"]
+    data += ["data.min_class_count=0", "model=precomputed", f"model.path={root / 'train.npy'}", "model.normalize=none"]
+    cfg = load_config([*data, f"model.test_path={root / 'test.npy'}"])
+    splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
+    from sweep.models.decoupled import head_features
+
+    feats, _ = head_features(splits, cfg.model, cfg.paths.cache_dir)
+    np.testing.assert_array_equal(
+        feats["test"], encode(test["text"])[[first_row(test)[t] for t in splits.texts["test"]]]
+    )
+    np.testing.assert_array_equal(feats["val"], encode(pool["text"])[[first_row(pool)[t] for t in splits.texts["val"]]])
+
+    assert main(["train", *data]) == 2
+    assert f"this data has a fixed test file ({len(test)} rows): set model.test_path" in one_line(capsys)
+    assert main(["train", *synthetic, "model=precomputed", f"model.path={root / 'train.npy'}",
+                 f"model.test_path={root / 'test.npy'}"]) == 2  # fmt: skip
+    assert "model.test_path=" in one_line(capsys)

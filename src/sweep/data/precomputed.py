@@ -21,15 +21,21 @@ from sweep.data.splits import Splits
 log = logging.getLogger(__name__)
 SUFFIXES = (".npy", ".parquet", ".csv")
 _LOGITS: dict[str, dict[str, np.ndarray]] = {}
+_DIGESTS: dict[tuple, str] = {}
 _FIX_ROWS = "recompute it for this data file, or give a .parquet / .csv with an id column (data.id_column)"
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    """The file's sha256, read once per process and version of the file (every trial asks)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
 
 
 def _files(model_cfg: DictConfig, splits: Splits) -> dict[str, tuple[str, Path]]:
