@@ -84,9 +84,8 @@ def read_matrix(
             f"{path} has no column {id_column!r} (model.id_column, from data.id_column; it has "
             f"{', '.join(map(str, table.columns[:4]))}): add the ids, or unset data.id_column to match rows by position"
         )
-    if table.shape[1] == 1 and pd.api.types.is_object_dtype(
-        table.dtypes.iloc[0]
-    ):  # one list column: an embedding per row
+    vectors = table.shape[1] == 1 and pd.api.types.is_object_dtype(table.dtypes.iloc[0])  # a vector per row
+    if vectors:
         try:
             values = np.stack(table.iloc[:, 0].to_numpy())
         except ValueError as exc:
@@ -121,16 +120,17 @@ def gather(
     for split in which:
         if by_id:
             rows[split] = index.get_indexer(splits.ids[split])
-            missing = np.flatnonzero(rows[split] < 0)
-            if len(missing):
-                raise DataError(
-                    f"{', '.join(str(p) for _, p in files.values())}: {len(missing)} of the {len(rows[split])} {split} "
-                    f"ids (data.id_column={id_column!r}) are missing, e.g. {splits.ids[split][missing[0]]!r}: add "
-                    "their rows, or recompute the file for this data"
-                )
         else:
             part = "test" if split == "test" and "test" in splits.info.get("rows_read", {}) else "pool"
             rows[split] = start[_positional(part, read, files, splits)] + splits.rows[split]
+    missing = {split: np.flatnonzero(r < 0) for split, r in rows.items() if (r < 0).any()}
+    if missing:
+        first = next(iter(missing))
+        raise DataError(
+            f"{', '.join(str(p) for _, p in files.values())}: {sum(map(len, missing.values()))} of the "
+            f"{sum(map(len, rows.values()))} ids the splits use (data.id_column={id_column!r}) are not in it, e.g. "
+            f"{splits.ids[first][missing[first][0]]!r}: add their rows, or recompute the file for this data"
+        )
     stacked = np.concatenate([v for v, _, _ in read.values()]) if len(read) > 1 else read["pool"][0]
     _check_finite(stacked, rows, files, offsets)
     return {split: np.ascontiguousarray(stacked[r], dtype=dtype) for split, r in rows.items()}, read["pool"][2]
