@@ -34,6 +34,35 @@ def _setup_logging() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: one line each, from study.py
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a remote server's "View run" lines
+
+
+def fault_line(exc: BaseException, rest: list[str]) -> str:
+    """The one line for a fault: a service's own message, or for a full disk the path and its free space."""
+    import errno
+    import shutil
+    from pathlib import Path
+
+    if not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return str(exc)
+    paths = [Path(str(f)) for f in (exc.filename2, exc.filename) if f]  # a copy's target, then its source
+    try:
+        from sweep.config import load_config
+
+        cfg = load_config([a for a in rest if "=" in a and a.split("=")[0] not in ("study", "out", "seeds")])
+        paths += [Path(cfg.paths.mlruns_dir), Path(cfg.paths.cache_dir), Path(cfg.tracking.artifact_root)]
+    except Exception:  # noqa: BLE001 - the line names what it can
+        pass
+    paths += [Path(a.partition("=")[2]).parent for a in rest if a.startswith("out=")]
+    free = {}
+    for path in paths:
+        here = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+        free[path] = shutil.disk_usage(here).free
+    path = min(free, key=free.get) if free else Path(".")  # the full one
+    return (
+        f"no space left on the device of {path} ({free.get(path, 0) / 2**20:.1f} MiB free): free some space "
+        "there, then run the same command again (a sweep resumes where it stopped)"
+    )
 
 
 def train_command(overrides: list[str]) -> None:
@@ -170,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a fault outside the harness (a service away, a full disk): one line, exit 1
+        from sweep.search.loop import fatal
+
+        if (fault := fatal(exc)) is None:
+            raise
+        print(f"error: {redact(fault_line(fault, rest))}", file=sys.stderr)
+        return 1
     logging.getLogger("sweep").info("%s done in %.1fs", command, time.perf_counter() - start)
     return code
 

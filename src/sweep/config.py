@@ -37,7 +37,7 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> 
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:  # `weighting=0`: a ValueError
         hint = _options_hint(conf_dir, exc)
         raise ConfigError(f"bad override in {list(overrides)}: {_first_line(exc)} ({hint})") from None
     finally:
@@ -196,8 +196,37 @@ def validate(cfg: DictConfig) -> None:
             f"sweep.cv_folds={folds} needs a head model (tfidf_linear, minilm_head): a fine-tune "
             "per fold per trial is too costly; use sweep.cv_folds=1"
         )
-    if int(cfg.sweep.n_trials) < 0 or int(cfg.sweep.workers) < 1:
-        raise ConfigError("sweep.n_trials must be >= 0 and sweep.workers >= 1")
+    ints = (("sweep.n_trials", 0), ("sweep.workers", 1), ("sweep.total_trials", 0), ("seed", 0))
+    for key, lo in (*ints, ("data.generator_seed", 0)):
+        _check_int(
+            key,
+            OmegaConf.select(cfg, key, default=None),
+            lo,
+            optional=key in ("sweep.total_trials", "data.generator_seed"),
+        )
+    for key in ("sweep.storage_retry_window_s", "tracking.retry_window_s", "sweep.heartbeat_interval"):
+        _check_range(key, OmegaConf.select(cfg, key, default=120), 0 if "retry" in key else 1, 86_400)
+    gpu_list(cfg.sweep.get("gpus"))
+
+
+def _check_int(name: str, value, lo: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        raise ConfigError(f"{name}={value!r} is not a whole number: give one >= {lo}")
+    if int(value) < lo:
+        raise ConfigError(f"{name}={value} must be >= {lo}")
+
+
+def gpu_list(value) -> list[str] | None:
+    """sweep.gpus as device ids: null (every visible GPU), 3, "0,1,2" or [0, 1, 2]."""
+    if value is None:
+        return None
+    items = list(value) if OmegaConf.is_list(value) or isinstance(value, list | tuple) else str(value).split(",")
+    ids = [str(i).strip() for i in items]
+    if not ids or not all(i.isdigit() for i in ids):
+        raise ConfigError(f"sweep.gpus={value!r} is not a list of GPU ids: use e.g. sweep.gpus=0,1,2,3 or null (all)")
+    return ids
 
 
 def dotted(node, prefix: str = "") -> dict[str, object]:

@@ -64,3 +64,14 @@ class Retrying:
                 return out
         finally:
             self._local.active = False
+
+
+class Retried:
+    """An object (a client) whose every method call goes through a Retrying."""
+
+    def __init__(self, target, retry: Retrying):
+        self._target, self._retry = target, retry
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._target, name)
+        return (lambda *a, **k: self._retry.call(attr, *a, **k)) if callable(attr) else attr

@@ -19,6 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from sweep import __version__
+from sweep.retry import Retried, Retrying
 
 log = logging.getLogger(__name__)
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<tail>@)")
@@ -27,6 +28,19 @@ _PASSWORD_PARAM = re.compile(r"(?P<head>(?:password|passwd|pwd|token|secret)=)(?
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message names the store and the fix."""
+
+
+def _mlflow_transient(exc: BaseException) -> bool:
+    """A tracking server that is away or restarting: no connection, a timeout, a 5xx (its database restarting)."""
+    import requests
+    from mlflow.exceptions import MlflowException, RestException
+
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout | ConnectionError):
+        return True
+    if isinstance(exc, RestException):
+        return exc.get_http_status_code() >= 500
+    failed = re.search(r"API request to .* failed with (\w+ )?(exception|error code 5)", str(exc))
+    return isinstance(exc, MlflowException) and bool(failed)
 
 
 def redact(text: str) -> str:
@@ -59,18 +73,12 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
 
 
 def code_version() -> str:
-    root = Path(__file__).resolve().parents[2]
+    def git(*args: str) -> str:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
+        sha, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         sha, dirty = "", ""
     return f"{__version__}+{sha}{'.dirty' if dirty else ''}" if sha else __version__
@@ -149,7 +157,17 @@ class Tracker:
 
         self.uri = sqlalchemy_url(str(tracking.tracking_uri))
         check_reachable(self.uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        # the retry window is ours: MLflow's own retries (7, backoff 2: minutes per call) would hide it
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        self.retry = Retrying(
+            f"MLflow tracking server {redact(self.uri)}",
+            float(tracking.get("retry_window_s", 120)),
+            _mlflow_transient,
+            "start it again, then run the same command to resume (the study is intact)",
+            redact,
+        )
+        self.client = Retried(MlflowClient(tracking_uri=self.uri), self.retry)
         name = str(tracking.experiment)
         try:
             exp = self.client.get_experiment_by_name(name)
@@ -170,6 +188,8 @@ class Tracker:
     def start_run(self, name: str, tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> str:
         tags = {k: redact(str(v)) for k, v in (tags or {}).items()}
         tags.setdefault("code_version", code_version())
+        if "CUDA_VISIBLE_DEVICES" in os.environ:  # the GPU(s) this worker was given (search/workers.py)
+            tags.setdefault("cuda_visible_devices", os.environ["CUDA_VISIBLE_DEVICES"])
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from sweep.config import ConfigError, dotted, load_config
+from sweep.config import ConfigError, dotted, gpu_list, load_config
+from sweep.search.loop import Stopped, run_trials
 from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
 from sweep.search.pareto import front, sync_pareto_tags
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
@@ -76,14 +77,17 @@ def ensure_parent(
 
 
 def reconcile(study: optuna.Study, tracker: Tracker) -> int:
-    """Fail trials left RUNNING by a dead worker and mark their MLflow runs KILLED. Returns how many."""
+    """Fail trials left RUNNING by a dead worker and mark KILLED the MLflow runs left RUNNING by finished trials
+    (a trial failed while the tracking server was away; a run created twice across an outage). Returns how many."""
     fail_stale_trials(study)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    name = study.study_name.replace("'", "\\'")
+    running = f"attributes.status = 'RUNNING' and tags.kind = 'trial' and tags.study_name = '{name}'"
     fixed = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        run_id = t.user_attrs.get("mlflow_run_id")
-        if run_id and tracker.client.get_run(run_id).info.status == "RUNNING":
-            tracker.set_tags(run_id, {"error": t.user_attrs.get("error", "trial failed (interrupted)")})
-            tracker.end_run(run_id, "KILLED")
+    for run in tracker.client.search_runs([tracker.experiment_id], running, max_results=5000):
+        if (t := trials.get(int(run.data.tags.get("trial", -1)))) is not None:
+            tracker.set_tags(run.info.run_id, {"error": t.user_attrs.get("error", "trial failed (interrupted)")})
+            tracker.end_run(run.info.run_id, "KILLED")
             fixed += 1
     return fixed
 
@@ -231,7 +235,11 @@ def _sweep(
     )
     if workers > 1:
         total = cfg.sweep.get("total_trials")  # each worker stops once the study holds `total` complete trials
-        rc = run_workers(workers, overrides, study, max(0, int(total) - done) if total else n_trials * workers)
+        todo = max(0, int(total) - done) if total else n_trials * workers
+        rc = run_workers(workers, overrides, study, todo, gpu_list(cfg.sweep.get("gpus")))
+        if rc == 1 or rc < 0:  # a worker stopped on a fault (its line is above) or was killed: resumable
+            why = f"was killed (signal {-rc})" if rc < 0 else "stopped (see its error above)"
+            raise Stopped(f"{workers} workers: a worker {why}: run the same command again to resume")
         finalize(study, tracker, parent, cfg)
         tracker.end_run(parent)
         if rc:
@@ -239,18 +247,12 @@ def _sweep(
         return report(study, cfg)
     previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     objective = Objective(cfg, overrides, space, tracker, parent, sampler_seed)
-    callbacks = []
     total = cfg.sweep.get("total_trials")
-    if total:  # resume-to-target: stop once the study holds this many complete trials
-        from optuna.study import MaxTrialsCallback
-
-        callbacks.append(MaxTrialsCallback(int(total), states=(TrialState.COMPLETE,)))
+    if total:  # resume-to-target: trials until the study holds this many complete ones, however many workers
         n_trials = max(0, int(total) - done)
     progress = _progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
     try:
-        study.optimize(
-            objective, n_trials=n_trials, catch=(Exception,), callbacks=[*callbacks, progress], gc_after_trial=False
-        )
+        run_trials(study, objective, n_trials, int(total) if total else None, [progress])
     finally:
         progress.close()
         for sig, handler in previous.items():

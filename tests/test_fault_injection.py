@@ -1,0 +1,130 @@
+"""Faults of a long sweep on shared infrastructure, injected into real servers with real signals: PostgreSQL
+restarted under 2 and 4 workers, the MLflow tracking server SIGKILLed for 20 s and for longer than its retry
+window, 8 workers racing on a new study (the journal; PostgreSQL from two "hosts": two process groups). After each,
+the run itself or a resume completes the study: no trial lost, doubled or left RUNNING, no MLflow run left
+RUNNING, one parent run (faults.check_whole). Trials are tiny (synthetic data): a fault lands mid-study."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from faults import Sweep, check_whole, counts, journal_storage, one_error_line, run, study, tiny, wait_for_complete
+from servers import MlflowServer, postgres_or_skip
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = postgres_or_skip()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_mlflow(pg, tmp_path_factory):
+    """`mlflow server` on the same PostgreSQL: a database restart reaches the tracking server too."""
+    server = MlflowServer(pg.url("mlflow", "postgresql+psycopg2"), tmp_path_factory.mktemp("pg-mlflow")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sqlite_mlflow(tmp_path):
+    """`mlflow server` on SQLite in tmp_path, for a test to kill."""
+    server = MlflowServer(f"sqlite:///{tmp_path}/server/mlflow.db", tmp_path / "server", workers=1).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_postgres_restarted_mid_sweep_the_workers_reconnect(workers, pg, pg_mlflow, tmp_path):
+    """`pg_ctl restart -m fast` twice while the workers run: they wait and reconnect (storage calls retried
+    within sweep.storage_retry_window_s, 120 s by default), no traceback, the study ends with exactly the
+    trials asked for; the MLflow server on the same database rides through on its own 5xx retries."""
+    name, total = f"pg-restart-{workers}", 4 * workers
+    args = tiny(tmp_path, name, f"sweep.workers={workers}", f"sweep.total_trials={total}")
+    args += [f"sweep.storage={pg.url()}", f"tracking.tracking_uri={pg_mlflow.url}"]
+    sweep = Sweep(args, tmp_path)
+    wait_for_complete(pg.url(), name, 2, sweep)
+    pg.restart()
+    wait_for_complete(pg.url(), name, 2 + workers, sweep)
+    pg.restart()
+    assert sweep.wait(300) == 0, sweep.stderr[-4000:]
+    assert "Traceback" not in sweep.stderr, sweep.stderr[-4000:]
+    assert "unreachable" in sweep.stderr  # the workers said what they waited for
+    print(name, check_whole(study(pg.url(), name), pg_mlflow.url, total))
+
+
+def test_mlflow_server_away_20s_is_ridden_through(sqlite_mlflow, tmp_path):
+    """The tracking server SIGKILLed and started again 20 s later (a crash and a supervisor's restart): the
+    trial in flight waits (tracking.retry_window_s, 120 s by default) and the sweep finishes; nothing lost.
+    A remote server prints no "View run ..." banner per run under the progress bar."""
+    name, total = "mlflow-20s", 8
+    args = tiny(tmp_path, name, "sweep.workers=2", f"sweep.total_trials={total}", "sweep.progress=true")
+    args += [f"tracking.tracking_uri={sqlite_mlflow.url}"]
+    sweep = Sweep(args, tmp_path)
+    storage = journal_storage(tmp_path)
+    wait_for_complete(storage, name, 2, sweep)
+    sqlite_mlflow.kill()
+    time.sleep(20)
+    sqlite_mlflow.start()
+    assert sweep.wait(300) == 0, sweep.stderr[-4000:]
+    assert "Traceback" not in sweep.stderr and "unreachable" in sweep.stderr, sweep.stderr[-4000:]
+    assert "View run" not in sweep.stdout + sweep.stderr and "View experiment" not in sweep.stdout + sweep.stderr
+    print(name, check_whole(study(storage, name), sqlite_mlflow.url, total))
+
+
+def test_mlflow_server_away_past_the_window_stops_the_sweep_in_one_line(sqlite_mlflow, tmp_path):
+    """The server killed and left down longer than the retry window. The 5-minute outage of the issue is the
+    same path with a 3 s window (tracking.retry_window_s=3), so that CI does not wait 5 minutes: the trial in
+    flight fails in Optuna with the reason, the sweep stops with one line (exit 1), nothing stays RUNNING in
+    Optuna; after the server is back, the same command resumes, ends the left-over runs and completes."""
+    name, total = "mlflow-long", 8
+    args = tiny(tmp_path, name, "sweep.workers=2", f"sweep.total_trials={total}", "tracking.retry_window_s=3")
+    args += [f"tracking.tracking_uri={sqlite_mlflow.url}"]
+    storage = journal_storage(tmp_path)
+    sweep = Sweep(args, tmp_path)
+    wait_for_complete(storage, name, 2, sweep)
+    sqlite_mlflow.kill()
+    assert sweep.wait(120) == 1, sweep.stderr[-4000:]
+    line = one_error_line(sweep.stderr)
+    assert "MLflow tracking server" in line and "unreachable for" in line and "run the same command" in line, line
+    s = study(storage, name)
+    stopped = counts(s)
+    assert stopped["RUNNING"] == 0, stopped
+    failed = [t for t in s.get_trials(deepcopy=False) if t.state.name == "FAIL"]
+    assert failed and all("unreachable" in t.user_attrs.get("error", "unreachable") for t in failed), failed
+    sqlite_mlflow.start()
+    resume = run(args, tmp_path)
+    assert resume.proc.returncode == 0, resume.stderr[-4000:]
+    print(name, dict(stopped), check_whole(study(storage, name), sqlite_mlflow.url, total))
+
+
+def test_eight_workers_racing_on_a_new_journal_study(tmp_path):
+    """8 local workers start at once on a new study: one study, one parent run, unique trial numbers, and
+    sweep.total_trials=N ends with exactly N complete trials (none handed out once N are complete or running)."""
+    name, total = "race-journal", 12
+    args = tiny(tmp_path, name, "sweep.workers=8", f"sweep.total_trials={total}")
+    sweep = run(args, tmp_path, timeout=400)
+    assert sweep.proc.returncode == 0, sweep.stderr[-4000:]
+    s = study(journal_storage(tmp_path), name)
+    assert counts(s) == {"COMPLETE": total}
+    print(name, check_whole(s, f"sqlite:///{tmp_path}/mlruns/mlflow.db", total))
+
+
+def test_two_hosts_racing_on_a_new_postgres_study(pg, pg_mlflow, tmp_path):
+    """Two "hosts" (two `make sweep WORKERS=4`, each its own process group) start at once on one new study in
+    PostgreSQL with one MLflow server: 8 workers, one study, one parent run, exactly N complete trials."""
+    name, total = "race-pg", 12
+    args = tiny(tmp_path, name, "sweep.workers=4", f"sweep.total_trials={total}")
+    args += [f"sweep.storage={pg.url()}", f"tracking.tracking_uri={pg_mlflow.url}"]
+    hosts = [Sweep(args, tmp_path / "host-a"), Sweep(args, tmp_path / "host-b")]
+    for host in hosts:
+        assert host.wait(400) == 0, host.stderr[-4000:]
+        assert "Traceback" not in host.stderr
+    s = study(pg.url(), name)
+    assert counts(s) == {"COMPLETE": total}
+    print(name, check_whole(s, pg_mlflow.url, total))
