@@ -170,7 +170,9 @@ def fit_head(
 def _start(objective: _Objective, starts, shift: np.ndarray, dev) -> tuple[torch.Tensor, str, int]:
     """The candidate start with the lowest objective (one fast evaluation each), in the tau = 0 problem."""
     theta = torch.zeros(objective.size + objective.k, dtype=torch.float64, device=dev)
-    if not starts:
+    if not starts:  # W = 0 and the bias that is optimal for it: the log of the weighted class shares
+        mass = np.bincount(objective.y.cpu().numpy(), minlength=objective.k) * objective.loss.weights
+        theta[objective.size :] = torch.from_numpy(np.log(np.maximum(mass / mass.sum(), 1e-12)))
         return theta, "cold", 0
     best, grad = None, torch.empty_like(theta)
     for label, w, b in starts:
