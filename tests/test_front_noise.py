@@ -12,9 +12,9 @@ from sweep.report.confidence import FrontNoise, tied_sentence, tied_trials
 from sweep.search.pareto import front, p_front
 
 
-def _predictions(seed: int = 0, n: int = 300, k: int = 5):
+def _predictions(seed: int = 0, n: int = 150, k: int = 6):
     rng = np.random.default_rng(seed)
-    y = rng.choice(k, size=n, p=np.geomspace(1, 0.1, k) / np.geomspace(1, 0.1, k).sum())
+    y = rng.choice(k, size=n, p=np.geomspace(1, 0.03, k) / np.geomspace(1, 0.03, k).sum())  # a class of ~2
     preds = {}
     for i, right in enumerate((0.9, 0.85, 0.8, 0.75, 0.6)):
         preds[i] = np.where(rng.random(n) < right, y, rng.integers(0, k, n))
@@ -25,15 +25,17 @@ def _predictions(seed: int = 0, n: int = 300, k: int = 5):
 
 
 def _slow_p_front(y, preds, k, idx, metrics) -> dict:
-    """Plain Python: per resample, each trial scored by scikit-learn, then every pair compared."""
+    """Plain Python: per resample, each trial scored by scikit-learn over the classes the resample holds, then
+    every pair compared."""
     on = dict.fromkeys(preds, 0)
     for rows in idx:
         yb = y[rows]
         scores = {}
         for name, p in preds.items():
             pb = p[rows]
-            f1 = f1_score(yb, pb, labels=list(range(k)), average=None, zero_division=0)
-            every = {"accuracy": accuracy_score(yb, pb), "macro_f1": f1.mean(), "coverage": float((f1 > 0).sum())}
+            held = np.unique(yb)  # a class the resample lacks is not measured there
+            f1 = f1_score(yb, pb, labels=held, average=None, zero_division=0)
+            every = {"accuracy": accuracy_score(yb, pb), "macro_f1": f1.mean(), "coverage": k * (f1 > 0).mean()}
             scores[name] = [round(float(every[m]), 12) for m in metrics]
         for a in preds:
             dominated = False
@@ -57,7 +59,7 @@ def test_p_front_agrees_with_a_slow_plain_python_computation(metrics):
     slow = _slow_p_front(y, preds, k, resample_indices(y, n_boot, seed=4), metrics)
     assert fast == pytest.approx(slow, abs=1e-12)
     assert fast[5] == fast[1]  # identical predictions: tied, never dominating each other
-    assert fast[0] == 0.0  # dominated on every resample by trial 6
+    assert fast[0] < 0.05  # dominated by trial 6 wherever the resample holds an example trial 6 corrects
     assert 0 < fast[6] <= 1
 
 

@@ -37,21 +37,24 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> 
 
 def _scores_from_confusion(conf: np.ndarray, macro: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Accuracy, macro-F1, balanced accuracy and coverage (classes with F1 > 0) of a stack of confusion matrices
-    (..., C, C), rows = truth, counts or weights. `macro`: a boolean mask of the classes that macro-F1, balanced
-    accuracy and coverage average over (default: all; a class mix without some classes leaves them out)."""
+    (..., C, C), rows = truth, counts or weights. The per-class averages run over the classes that the split
+    holds (support > 0; on a whole validation or test split, every class): a bootstrap resample that lacks a
+    class cannot measure it, so its F1 counts neither as 0 nor as detected, and coverage is the share detected
+    among the classes held, times the number of classes. `macro`: a boolean mask of the classes averaged over
+    (default: all; a class mix without some classes leaves them out)."""
     tp = np.diagonal(conf, axis1=-2, axis2=-1).astype(float)
     support, predicted = conf.sum(-1), conf.sum(-2)
+    held = support > 0 if macro is None else (support > 0) & np.asarray(macro, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
-        recall = np.where(support > 0, tp / support, np.nan)
-    if macro is not None:
-        f1, recall = f1[..., macro], recall[..., macro]
-    return {
-        "accuracy": tp.sum(-1) / conf.sum((-2, -1)),
-        "macro_f1": f1.mean(-1),
-        "balanced_accuracy": np.nanmean(recall, -1),
-        "coverage": (f1 > 0).sum(-1).astype(float),
-    }
+        f1 = np.where(held, 2 * tp / (support + predicted), np.nan)
+        recall = np.where(held, tp / support, np.nan)
+        n = held.shape[-1] if macro is None else int(np.sum(macro))
+        return {
+            "accuracy": tp.sum(-1) / conf.sum((-2, -1)),
+            "macro_f1": np.nanmean(f1, -1),
+            "balanced_accuracy": np.nanmean(recall, -1),
+            "coverage": n * (f1 > 0).sum(-1) / held.sum(-1),
+        }
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, class_weight: np.ndarray | None = None):
@@ -121,12 +124,21 @@ def bootstrap(
 
 
 def interval(samples: np.ndarray, level: float = 0.95, discrete: bool = False) -> tuple[float, float]:
-    """The percentile interval; discrete (counts such as coverage): the nearest sample values outward."""
+    """The percentile interval; discrete (counts): the nearest sample values outward."""
     q = [(1 - level) / 2, 1 - (1 - level) / 2]
     if discrete:
         return float(np.quantile(samples, q[0], method="lower")), float(np.quantile(samples, q[1], method="higher"))
     lo, hi = np.quantile(samples, q)
     return float(lo), float(hi)
+
+
+def coverage_interval(samples: np.ndarray, observed: float, level: float = 0.95) -> tuple[float, float]:
+    """Whole classes, and never excluding the observed count. Resampling only takes hits away (a class with one
+    or two correct test predictions loses them in many resamples; one with none never gains any), so the
+    resamples sit at or under the observed count: the lower end is what a same-size test set may show, the
+    upper end the observed count (or above it where the resamples are)."""
+    lo, hi = np.quantile(samples, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(min(np.floor(lo), observed)), float(max(np.round(hi), observed))
 
 
 def point_scores(point: dict) -> dict[str, float]:

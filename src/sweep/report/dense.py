@@ -8,7 +8,7 @@ import optuna
 import pandas as pd
 
 from sweep.config import load_config
-from sweep.models.metrics import bootstrap, evaluate, interval
+from sweep.models.metrics import bootstrap, coverage_interval, evaluate, interval
 from sweep.search.pareto import candidates, front, p_front
 
 
@@ -55,9 +55,13 @@ def rescored(study: optuna.Study, points: pd.DataFrame, n_boot: int = 2000, stra
         scores = evaluate(y, pred, names)[0]
         samples = bootstrap(y, {"p": pred}, len(names), n_boot=n_boot, stratified=stratified)["p"]
         row = {**r, "val_accuracy": result.metrics["val_accuracy"], "val_macro_f1": result.metrics["val_macro_f1"]}
-        for m in ("accuracy", "macro_f1", "coverage"):
+        for m in ("accuracy", "macro_f1"):
             row[f"test_{m}"] = scores[m]
-            row[f"test_{m}_ci_low"], row[f"test_{m}_ci_high"] = interval(samples[m], discrete=m == "coverage")
+            row[f"test_{m}_ci_low"], row[f"test_{m}_ci_high"] = interval(samples[m])
+        row["test_coverage"] = scores["coverage"]
+        row["test_coverage_ci_low"], row["test_coverage_ci_high"] = coverage_interval(
+            samples["coverage"], scores["coverage"]
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 

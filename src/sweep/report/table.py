@@ -20,6 +20,7 @@ from sweep.models.metrics import (
     bootstrap,
     comparisons,
     confusion,
+    coverage_interval,
     head_classes,
     head_tail,
     interval,
@@ -139,10 +140,11 @@ def decision_columns(
             "test_coverage": s["coverage"],
             "n_classes": len(names),
         }
-        for metric in ("accuracy", "macro_f1", "balanced_accuracy", "coverage"):
-            row[f"test_{metric}_ci_low"], row[f"test_{metric}_ci_high"] = interval(
-                samples[n][metric], discrete=metric == "coverage"
-            )
+        for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
+            row[f"test_{metric}_ci_low"], row[f"test_{metric}_ci_high"] = interval(samples[n][metric])
+        row["test_coverage_ci_low"], row["test_coverage_ci_high"] = coverage_interval(
+            samples[n]["coverage"], s["coverage"]
+        )
         if deploy is not None:
             at = _scores_from_confusion(confusion(y, preds[n], len(names), weight), mix)
             for metric in COMPARED:
