@@ -90,7 +90,8 @@ def test_the_quadratic_prediction_along_the_path_beats_the_nearest_solution():
         fits[degree] = fit_head(x, y, loss, 1e-4, gtol=1e-7, starts=warm.start("p", 0.6, loss))
     assert fits[0].warm_start.startswith("nearest") and fits[2].warm_start.startswith("degree-2")
     assert fits[2].converged and fits[2].iterations < fits[0].iterations
-    np.testing.assert_allclose(fits[2].logits(x), fits[0].logits(x), atol=1e-3)
+    centred = [f.logits(x) - f.logits(x).mean(1, keepdims=True) for f in (fits[2], fits[0])]  # the bias's flat
+    np.testing.assert_allclose(*centred, atol=1e-3)  # direction (a constant on every class) moves no prediction
 
 
 def test_float32_products_on_float32_features_reach_the_float64_optimum():
@@ -133,7 +134,8 @@ def test_gpu_and_cpu_fits_reach_the_same_optimum():
     cpu = fit_head(x.astype(np.float32), y, loss, 1e-4, gtol=1e-7, device="cpu")
     gpu = fit_head(x.astype(np.float32), y, loss, 1e-4, gtol=1e-7, device="cuda")
     assert cpu.converged and gpu.converged
-    np.testing.assert_allclose(gpu.logits(x), cpu.logits(x), atol=1e-4)
+    gl, cl = gpu.logits(x), cpu.logits(x)
+    np.testing.assert_allclose(gl - gl.mean(1, keepdims=True), cl - cl.mean(1, keepdims=True), atol=1e-4)
     assert (gpu.logits(x).argmax(1) == cpu.logits(x).argmax(1)).mean() >= 0.999
 
 
