@@ -204,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if (fault := fatal(exc)) is None:
             raise
-        print(f"error: {redact(fault_line(fault, rest))}", file=sys.stderr)
+        line = redact(fault_line(fault, rest))
+        if os.environ.get("SWEEP_FAULT_FILE"):  # a local worker: its launcher says it, once (search/workers.py)
+            with open(os.environ["SWEEP_FAULT_FILE"], "a") as f:
+                f.write(line + "\n")
+            logging.getLogger("sweep").warning("worker stopped: %s", line)
+        else:
+            print(f"error: {line}", file=sys.stderr)
         return 1
     logging.getLogger("sweep").info("%s done in %.1fs", command, time.perf_counter() - start)
     return code

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
@@ -67,7 +68,9 @@ def _claim(study: optuna.Study, total: int | None) -> optuna.Trial | None:
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
             complete = sum(t.state == TrialState.COMPLETE for t in trials)
             if total is None or len(trials) < total:
-                trial = study.ask()
+                with warnings.catch_warnings():  # "heartbeat ... supposed to be used with optimize": we send it
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = study.ask()
                 break
         if complete >= total:
             return None

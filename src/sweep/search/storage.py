@@ -31,7 +31,7 @@ def db_transient(exc: BaseException) -> bool:
     from sqlalchemy import exc as sa
 
     for e in (exc, exc.__cause__, exc.__context__):
-        if isinstance(e, sa.OperationalError | sa.InterfaceError | sa.TimeoutError):
+        if isinstance(e, sa.OperationalError | sa.InterfaceError | sa.TimeoutError | sa.PendingRollbackError):
             return True
         if isinstance(e, sa.DBAPIError) and e.connection_invalidated:
             return True
@@ -47,14 +47,23 @@ class RetryingRDB(optuna.storages.RDBStorage):
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
-            self.retry.call(super().record_heartbeat, trial_id)
+            self.retry.call(_attempt, self, optuna.storages.RDBStorage.record_heartbeat, trial_id)
         except Exception as exc:  # noqa: BLE001 - the heartbeat thread must outlive an outage
             log.warning("heartbeat of trial id %d skipped: %s", trial_id, redact(str(exc).splitlines()[0])[:200])
 
 
+def _attempt(self: RetryingRDB, method, *args, **kwargs):
+    try:
+        return method(self, *args, **kwargs)
+    except Exception as exc:
+        if db_transient(exc):  # the session holds a dead connection: the next attempt gets a new one
+            self.scoped_session.remove()
+        raise
+
+
 def _retried(name: str):
     method = getattr(optuna.storages.RDBStorage, name)
-    return functools.wraps(method)(lambda self, *a, **k: self.retry.call(method, self, *a, **k))
+    return functools.wraps(method)(lambda self, *a, **k: self.retry.call(_attempt, self, method, *a, **k))
 
 
 for _name in (

@@ -21,7 +21,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, gpu_list, load_config
-from sweep.search.loop import Stopped, run_trials
+from sweep.search.loop import Stopped, fatal, run_trials
 from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
 from sweep.search.pareto import front, sync_pareto_tags
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
@@ -204,8 +204,14 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     except KeyboardInterrupt:
         tracker.end_run(parent, "KILLED")
         raise
-    except BaseException:  # the parent run never stays RUNNING after a crash
-        tracker.end_run(parent, "FAILED")
+    except BaseException as exc:  # the parent run never stays RUNNING after a crash
+        if fatal(exc) is not None:  # a fault: one try, not another retry window (the resume reopens the parent)
+            tracker.retry.window_s = 0
+        try:
+            tracker.end_run(parent, "FAILED")
+        except Exception:  # noqa: BLE001 - the tracking server is away: the fault's own line is the one to show
+            if fatal(exc) is None:
+                raise
         raise
 
 

@@ -4,17 +4,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from sweep.search.loop import Stopped
 from sweep.search.pareto import front
 
 MANAGED_ENV = "SWEEP_MANAGED_WORKER"  # set for workers started by run_workers: the launcher finalizes
+FAULT_ENV = "SWEEP_FAULT_FILE"  # where a managed worker writes the line of the fault that stopped it (cli)
 SECRET_ENV = {"sweep.storage": "SWEEP_STORAGE", "tracking.tracking_uri": "MLFLOW_TRACKING_URI"}
 
 
@@ -42,7 +47,8 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int, g
     from tqdm import tqdm
 
     envs = worker_envs(n, visible_gpus(gpus))
-    env: dict[str, str] = {}
+    faults = Path(tempfile.mkdtemp(prefix="sweep-workers-")) / "faults"
+    env: dict[str, str] = {FAULT_ENV: str(faults)}
     # URLs (with their passwords) go through the environment, not the command line that `ps` shows
     args = []
     for o in overrides:
@@ -83,4 +89,8 @@ def run_workers(n: int, overrides: list[str], study: optuna.Study, total: int, g
             p.wait()
         raise
     codes = [p.returncode for p in procs]
+    lines = faults.read_text().splitlines() if faults.exists() else []
+    shutil.rmtree(faults.parent, ignore_errors=True)
+    if lines:  # the workers' own line, once, from the launcher: the service or the path, and the fix
+        raise Stopped(f"{lines[0]} ({codes.count(1)} of {n} workers stopped)")
     return next((c for c in codes if c < 0), max(codes))  # a worker killed by a signal first
