@@ -77,14 +77,15 @@ def test_the_plain_bootstrap_lets_class_counts_vary_the_stratified_one_does_not(
     assert abs(absent - (1 - 1 / len(y)) ** len(y)) < 0.03  # ~37% of the resamples lack the one example
     strat = resample_indices(y, 300, seed=0, stratified=True)
     assert all((np.bincount(y[row], minlength=k + 1) == np.bincount(y, minlength=k + 1)).all() for row in strat)
+    full = evaluate(y, pred, [str(c) for c in range(k + 1)])[0]["coverage"]
+    cov_plain = bootstrap(y, {"p": pred}, k + 1, n_boot=3000)["p"]["coverage"]
+    cov_strat = bootstrap(y, {"p": pred}, k + 1, n_boot=300, stratified=True)["p"]["coverage"]
+    assert cov_strat.min() == full  # the one-example class always detected: the interval hides its noise
+    lacking = ~(plain == len(y) - 1).any(axis=1)
+    assert (cov_plain[lacking] == full - 1).all() and (cov_plain[~lacking] <= full).all()  # ... the plain one shows it
     plain_f1 = bootstrap(y, {"p": pred}, k + 1, n_boot=3000)["p"]["macro_f1"]
     strat_f1 = bootstrap(y, {"p": pred}, k + 1, n_boot=3000, stratified=True)["p"]["macro_f1"]
-    # a resample without the one example cannot measure its class: the mean runs over the classes it holds, so
-    # macro-F1 swings with that class's presence, a noise the stratified intervals hide
     assert plain_f1.std() > 1.5 * strat_f1.std()
-    lacking = ~(plain == len(y) - 1).any(axis=1)[:3000]
-    others = f1_score(y[:-1], pred[:-1], labels=range(k), average="macro", zero_division=0)
-    assert abs(np.median(plain_f1[lacking]) - others) < 0.03  # about macro-F1 without the class
 
 
 def test_a_class_mix_reweights_like_scikit_learns_sample_weight():

@@ -37,24 +37,24 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> 
 
 def _scores_from_confusion(conf: np.ndarray, macro: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Accuracy, macro-F1, balanced accuracy and coverage (classes with F1 > 0) of a stack of confusion matrices
-    (..., C, C), rows = truth, counts or weights. The per-class averages run over the classes that the split
-    holds (support > 0; on a whole validation or test split, every class): a bootstrap resample that lacks a
-    class cannot measure it, so its F1 counts neither as 0 nor as detected, and coverage is the share detected
-    among the classes held, times the number of classes. `macro`: a boolean mask of the classes averaged over
-    (default: all; a class mix without some classes leaves them out)."""
+    (..., C, C), rows = truth, counts or weights: evaluate's definitions. Macro-F1 and coverage run over every
+    class, so a bootstrap resample without a class gives it F1 0, as evaluate does on a split without it (the
+    class-count noise of the plain bootstrap); balanced accuracy over the classes the split holds, as
+    scikit-learn's. `macro`: a boolean mask of the classes averaged over (default: all; a class mix without
+    some classes leaves them out)."""
     tp = np.diagonal(conf, axis1=-2, axis2=-1).astype(float)
     support, predicted = conf.sum(-1), conf.sum(-2)
-    held = support > 0 if macro is None else (support > 0) & np.asarray(macro, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(held, 2 * tp / (support + predicted), np.nan)
-        recall = np.where(held, tp / support, np.nan)
-        n = held.shape[-1] if macro is None else int(np.sum(macro))
-        return {
-            "accuracy": tp.sum(-1) / conf.sum((-2, -1)),
-            "macro_f1": np.nanmean(f1, -1),
-            "balanced_accuracy": np.nanmean(recall, -1),
-            "coverage": n * (f1 > 0).sum(-1) / held.sum(-1),
-        }
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+        recall = np.where(support > 0, tp / support, np.nan)
+    if macro is not None:
+        f1, recall = f1[..., macro], recall[..., macro]
+    return {
+        "accuracy": tp.sum(-1) / conf.sum((-2, -1)),
+        "macro_f1": f1.mean(-1),
+        "balanced_accuracy": np.nanmean(recall, -1),
+        "coverage": (f1 > 0).sum(-1).astype(float),
+    }
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, class_weight: np.ndarray | None = None):

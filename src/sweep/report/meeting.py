@@ -261,8 +261,10 @@ def context_lines(bootstrap: str = "plain", mix: str | None = None, tied: str | 
         lines.append(natural + '; `make export ARGS="deploy_prior=uniform"` re-scores it for another mix.')
     lines.append(
         "Classes detected: classes with test F1 > 0. Its interval reaches down to what a same-size test set may "
-        "show (a class with one or two correct test predictions loses them in many resamples) and up to the "
-        "observed count: resampling cannot give a class a hit the test split never had. On the front in % of "
+        "show (a class with one or two correct test predictions loses them, or its examples, in many resamples) "
+        "and up to the observed count: resampling cannot give a class a hit the test split never had. A "
+        "resample without a class scores it F1 0, as the export does on any split: with one or two test "
+        "examples, a class's gain can rest on an example a same-size test set would lack. On the front in % of "
         "validation resamples (p_front): how often the trial is non-dominated on the study's objectives when the "
         "validation split is resampled (1,000 paired resamples by default); 100 for a point no resample moves."
     )
