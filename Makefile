@@ -61,7 +61,8 @@ dashboard: $(STAMP)         ## Optuna Dashboard on the study storage (Pareto fro
 bench: $(STAMP)             ## harness vs naive sweep at the same converged answer (prints a table)
 	$(PY) -m sweep bench $(ARGS)
 
-bench-gpu: $(GPU_STAMP)     ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
+# NO_VENV=1 PY=python3: a python that already has torch, transformers and accelerate (no registry: docs/gpu.md)
+bench-gpu: $(if $(NO_VENV),,$(GPU_STAMP)) ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
 	$(PY) -m sweep.bench.gpu $(ARGS)
 
 test: $(STAMP)              ## what CI runs
