@@ -19,7 +19,7 @@ def test_quick_dry_run_covers_every_path(tmp_path, capsys):
     results = json.loads(out.read_text())
     paths = {(r["model"], r["path"]) for r in results["rows"]}
     for model in ("ModernBERT-base", "MiniLM-L6"):
-        assert (model, "harness fp32 padded 128 tok") in paths  # one variant per model at toy sizes
+        assert (model, "harness fp32 padded 256 tok") in paths  # one variant per model at toy sizes
         if has_accelerate:  # make install-gpu: the Trainer reference runs (fp32 on a CPU)
             assert (model, "Trainer fp32 b4") in paths
     assert all(r["seq_s"] > 0 for r in results["rows"])

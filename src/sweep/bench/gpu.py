@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CARRY = ROOT / ".carry"
 NUM_LABELS = 113
 ROWS: list[dict] = []
-QUICK = {"seqs": 8, "max_length": 32, "batch_tokens": 128, "trainer_batch": 4, "per_class": 6}
+QUICK = {"seqs": 8, "max_length": 32, "batch_tokens": 256, "trainer_batch": 4, "per_class": 5}
 
 
 def log(msg: str) -> None:
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
 
     mini = minilm_path(a.minilm)
     # --quick: every code path once at toy sizes (8 sequences of <= 32 tokens, one harness variant per model,
-    # Trainer batches of 4, 48 real texts), so that the CPU dry run takes about a minute on 2 busy cores
+    # Trainer batches of 4, 40 real texts), so that the CPU dry run takes about a minute on 2 busy cores
     n, n32 = (QUICK["seqs"], QUICK["seqs"]) if a.quick else (a.seqs, a.ref_fp32_seqs)
     cap = QUICK["max_length"] if a.quick else 512
     mb_dir = Path(tempfile.mkdtemp()) / "modernbert_base_shape"
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
         if best:
             best_cfg[label] = best[1]
             try:
-                results["correctness"].append(correctness(label, best[1], s["vocab"]))
+                results["correctness"].append(correctness(label, best[1], s["vocab"], n=4 if a.quick else 16))
             except Exception as exc:
                 log(f"correctness {label} failed: {type(exc).__name__}: {str(exc)[:300]}")
             save()
