@@ -57,3 +57,18 @@ def test_a_failed_same_answer_check_says_so_and_exits_1(capsys):
     assert report({}, cfg, splits, run, [trial], [], [trial], naive, 3.0, []) == 1
     out = capsys.readouterr().out
     assert "must be < 0.001: FAILED" in out and "bench FAILED: not the same answer" in out
+
+
+def test_the_naive_side_leaves_no_tracking_uri_behind(tmp_path, monkeypatch):
+    """optuna-integration's MLflowCallback sets MLFLOW_TRACKING_URI for the whole process; the bench puts it
+    back, so that later runs (conf/tracking/local.yaml reads it) do not write into the bench's store."""
+    import os
+
+    from sweep.bench.bench import naive_sweep
+    from sweep.config import load_config
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_config([f"paths.root={tmp_path}", "data=synthetic", "data.n=800"])
+    rows, _ = naive_sweep(cfg, [{"weighting.alpha": 0.0, "loss.posthoc_tau": 0.0}], tmp_path)
+    assert len(rows) == 1 and rows[0]["converged"]
+    assert "MLFLOW_TRACKING_URI" not in os.environ
