@@ -33,3 +33,11 @@ def sample_dir(tmp_path_factory) -> Path:
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"CFPB sample not downloadable here: {exc}")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_stores(monkeypatch):
+    """Each test starts without a process-wide MLflow URI or Optuna storage (conf/tracking/local.yaml and
+    conf/sweep/default.yaml read them): a test that set one cannot send later tests' runs into its store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("SWEEP_STORAGE", raising=False)
