@@ -10,204 +10,45 @@ from this venv on top of it. Skipped only where PostgreSQL's binaries cannot be 
 from __future__ import annotations
 
 import csv
-import glob
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
 
+from servers import PASSWORD, USER, MlflowServer, postgres_or_skip
+
 pytestmark = pytest.mark.integration
 
-USER, PASSWORD = "sweep", "s3cr3t-pw"
 WORKERS, TRIALS = 4, 3  # sweep.workers, sweep.n_trials (per worker)
 REPO = Path(__file__).resolve().parents[1]
 SCHEME = "postgresql"  # what users type in sweep.storage; SQLAlchemy picks the driver
 
 
-# ---------------------------------------------------------------- servers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_bindir() -> Path | None:
-    env = os.environ.get("PG_BINDIR")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    if shutil.which("pg_ctl"):
-        candidates.append(Path(shutil.which("pg_ctl")).resolve().parent)
-    for d in candidates:
-        if (d / "initdb").is_file() and (d / "pg_ctl").is_file() and (d / "postgres").is_file():
-            return d
-    return None
-
-
-def _as_pg_user(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run its binaries as `postgres` then."""
-    if os.geteuid() != 0:
-        return cmd
-    try:
-        import pwd
-
-        pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.fail(
-            "running as root and there is no `postgres` user to run PostgreSQL as: install Debian's "
-            "postgresql package (it creates the user) or run the tests as a normal user"
-        )
-    return ["runuser", "-u", "postgres", "--", *cmd]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if urllib.request.urlopen(url, timeout=2).status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"mlflow server not healthy at {url} after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """Stop a process started with start_new_session=True and its children (by its own group id only)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+# ---------------------------------------------------------------- servers (tests/servers.py)
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL cluster of our own: yields (host, port); databases `optuna` and `mlflow`, owner `sweep`."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip(
-            "PostgreSQL binaries (initdb, pg_ctl, postgres) not found under /usr/lib/postgresql/*/bin or "
-            "on PATH: `apt-get install postgresql` (or set PG_BINDIR)"
-        )
-    import psycopg2
-
-    base = Path(tempfile.mkdtemp(prefix="sweep-pg-"))  # not under pytest's tmp: that is root-only (0700)
-    data, pwfile, logfile = base / "data", base / "pwfile", base / "server.log"
-    pwfile.write_text(PASSWORD + "\n")
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-        shutil.chown(pwfile, "postgres", "postgres")
-    os.chmod(base, 0o700)
-    os.chmod(pwfile, 0o600)
-    port = _free_port()
-    started = False
-    try:
-        subprocess.run(
-            _as_pg_user(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    USER,
-                    f"--pwfile={pwfile}",
-                    "--auth-local=scram-sha-256",
-                    "--auth-host=scram-sha-256",
-                    "--no-locale",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
-        start = subprocess.run(
-            _as_pg_user(
-                [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logfile), "-o", opts, "-w", "-t", "60", "start"]
-            ),
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        if start.returncode:
-            log = logfile.read_text() if logfile.exists() else ""
-            pytest.fail(f"pg_ctl start failed: {start.stdout}{start.stderr}\n{log[-3000:]}")
-        started = True
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="postgres", connect_timeout=10
-        )
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE optuna")
-            cur.execute("CREATE DATABASE mlflow")
-        conn.close()
-        yield "127.0.0.1", port
-    finally:
-        if started:
-            subprocess.run(
-                _as_pg_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-                capture_output=True,
-                timeout=60,
-            )
-        shutil.rmtree(base, ignore_errors=True)
+    server = postgres_or_skip()
+    yield server.host, server.port
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(postgres, tmp_path_factory):
-    """`mlflow server` on PostgreSQL with proxied artifacts in a temp dir: yields its http URL."""
-    host, pg_port = postgres
-    tmp = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = tmp / "server.log"
-    mlflow_bin = Path(sys.executable).with_name("mlflow")  # the venv's, not one on PATH
-    # The server's driver named explicitly: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, and this
-    # project installs psycopg2-binary.
-    launcher = [str(mlflow_bin)] if mlflow_bin.exists() else [sys.executable, "-m", "mlflow"]
-    cmd = [
-        *launcher,
-        "server",
-        "--backend-store-uri",
-        f"postgresql+psycopg2://{USER}:{PASSWORD}@{host}:{pg_port}/mlflow",
-        "--artifacts-destination",
-        str(tmp / "artifacts"),
-        "--default-artifact-root",
-        "mlflow-artifacts:/",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/health", proc, 90, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop_group(proc)
+    """`mlflow server` on PostgreSQL with proxied artifacts in a temp dir: yields its http URL. The server's
+    driver named explicitly: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2."""
+    host, port = postgres
+    backend = f"postgresql+psycopg2://{USER}:{PASSWORD}@{host}:{port}/mlflow"
+    server = MlflowServer(backend, tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server.url
+    server.stop()
 
 
 # ---------------------------------------------------------------- helpers

@@ -206,6 +206,8 @@ def validate(cfg: DictConfig) -> None:
         )
     for key in ("sweep.storage_retry_window_s", "tracking.retry_window_s", "sweep.heartbeat_interval"):
         _check_range(key, OmegaConf.select(cfg, key, default=120), 0 if "retry" in key else 1, 86_400)
+    if int(cfg.sweep.workers) > 256:  # each is a process on this machine
+        raise ConfigError(f"sweep.workers={cfg.sweep.workers} is more than 256 local processes: use <= 256 per host")
     gpu_list(cfg.sweep.get("gpus"))
 
 
