@@ -12,6 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -266,21 +267,13 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
                 **{f"{s}_true": splits.labels[s].astype(np.int16) for s in result.predictions},
             )
             tracker.client.log_artifact(run_id, str(path))
-    if getattr(result, "tau_curve", None) is not None:  # every post-hoc tau of this fit, at no cost
-        from mlflow.entities import Metric
+    if getattr(result, "tau_curve", None) is not None:  # every post-hoc tau of this fit, at no cost: a CSV and
+        from mlflow.entities import Metric  # metric histories (step = 100 x tau) that the run's charts draw
 
         tracker.log_table(run_id, result.tau_curve, "tau_curve.csv")
-        # and as metric histories, step = 100 x tau: the run's Model metrics tab draws both curves (no PNG per
-        # trial: matplotlib cost 0.3 s a trial, more than a warm fit on a GPU)
-        now, curve = int(time.time() * 1000), result.tau_curve
-        steps = [int(round(100 * t)) for t in curve["posthoc_tau"]]
-        items = [
-            Metric(f"tau_curve_{m}", float(v), now, st)
-            for m in ("val_accuracy", "val_macro_f1")
-            for v, st in zip(curve[m], steps, strict=True)
-        ]
-        for i in range(0, len(items), 500):
-            tracker.client.log_batch(run_id, metrics=items[i : i + 500], synchronous=True)
+        c, now, tau = result.tau_curve, int(time.time() * 1000), [round(100 * t) for t in result.tau_curve.posthoc_tau]
+        items = [Metric(f"tau_curve_{m}", v, now, t) for m in c.columns[1:] for v, t in zip(c[m], tau, strict=True)]
+        tracker.client.log_batch(run_id, metrics=items, synchronous=True)  # 202 metrics, under MLflow's 1000
     counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
     tracker.log_json(
         run_id,
@@ -292,3 +285,15 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
         },
         "classes.json",
     )
+
+
+@contextmanager
+def restored_tracking_uri():
+    """mlflow.set_tracking_uri (optuna-integration's MLflowCallback calls it) undone on exit, env var included."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None unsets mlflow's own copy and MLFLOW_TRACKING_URI

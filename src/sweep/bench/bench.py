@@ -13,12 +13,10 @@ A failed check (a fit not converged, a difference >= 0.001) prints `bench FAILED
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ from sweep.config import load_config
 from sweep.data.splits import load_splits
 from sweep.models.losses import class_weights, log_prior, posthoc_predict
 from sweep.models.metrics import evaluate
+from sweep.tracking import restored_tracking_uri
 
 
 def _args(argv: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -45,19 +44,6 @@ def _args(argv: list[str]) -> tuple[dict[str, int], list[str]]:
 
 def _seconds(t) -> float:
     return (t.datetime_complete - t.datetime_start).total_seconds()
-
-
-@contextmanager
-def _restored_env(name: str, value: str | None):
-    """Put an environment variable back as it was (the naive side's MLflow would leave its store in it)."""
-    try:
-        yield
-    finally:
-        import mlflow
-
-        mlflow.set_tracking_uri(value)  # None unsets both mlflow's copy and the variable
-        if value is None:
-            os.environ.pop(name, None)
 
 
 def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]:
@@ -91,8 +77,7 @@ def naive_sweep(cfg, params: list[dict], root: Path) -> tuple[list[dict], float]
         m, _ = evaluate(splits.labels["val"], pred, splits.class_names)
         return m["accuracy"], m["macro_f1"]
 
-    before = os.environ.get("MLFLOW_TRACKING_URI")  # MLflowCallback sets the process-wide tracking URI
-    with warnings.catch_warnings(), _restored_env("MLFLOW_TRACKING_URI", before):
+    with warnings.catch_warnings(), restored_tracking_uri():  # MLflowCallback sets the process-wide URI
         warnings.simplefilter("ignore")
         callback = MLflowCallback(
             tracking_uri=f"sqlite:///{root}/naive-mlflow.db", metric_name=["val_accuracy", "val_macro_f1"]
