@@ -147,9 +147,11 @@ commands (what each writes):
 overrides people use most:
   sweep.n_trials=50  sweep.study_name=<name>  sweep.cv_folds=5  sweep.sampler=tpe|nsga2|random
   data=cfpb_sample|csv|cfpb_csv|hf|synthetic  data.path=<file.csv>  data.imbalance_ratio=50
-  model=tfidf_linear|minilm_head|minilm_decoupled|minilm_finetune  model.head.l2=3.16e-6
+  model=tfidf_linear|minilm_head|minilm_decoupled|minilm_finetune|precomputed|precomputed_logits  model.path=<file>
+  model.head.l2=3.16e-6  model.head.device=auto|cpu|cuda  sweep.objectives=[accuracy,macro_f1,coverage]
   weighting=power|effective_number|none  loss=ce|logit_adjusted  seed=0
-  export / pick: study=<name> out=<path.csv> seeds=K
+  export / pick: study=<name> out=<path.csv> seeds=K bootstrap=plain|stratified deploy_prior=uniform|train|<csv>
+                 dense=1 (export: the front over every fit's tau curve); min_accuracy=<x> confidence=0.95 (pick)
 """
 
 
