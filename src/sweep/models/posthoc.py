@@ -1,13 +1,11 @@
 """The post-hoc tau curve of one fit: validation accuracy and macro-F1 at every tau of a fine grid, from the
-fit's logits (no refit: post-hoc adjustment only moves the argmax), and its picture for the trial's run.
+fit's logits (no refit: post-hoc adjustment only moves the argmax).
 
 Each point of the curve is a candidate to ship, so a front read off many curves is optimistic on the split
 it was chosen on (the winner's curse): its test intervals, not its validation values, say what holds.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,23 +25,3 @@ def tau_curve(logits: np.ndarray, y: np.ndarray, log_prior: np.ndarray, taus: np
     )
     scores = _scores_from_confusion(conf)
     return pd.DataFrame({"posthoc_tau": taus, "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"]})
-
-
-def plot_tau_curve(curve: pd.DataFrame, tau: float, path: Path, title: str) -> Path:
-    """Both objectives against tau, the trial's own tau marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    ax.plot(curve["posthoc_tau"], curve["val_accuracy"], label="validation accuracy")
-    ax.plot(curve["posthoc_tau"], curve["val_macro_f1"], label="validation macro-F1")
-    ax.axvline(tau, color="grey", linestyle=":", label=f"this trial's tau = {tau:.3g}")
-    ax.set_xlabel("post-hoc tau (no refit)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
