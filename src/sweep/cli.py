@@ -37,6 +37,12 @@ def _setup_logging() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a remote server's "View run" lines
 
 
+def one_line(text: str) -> str:
+    """The message on one line whatever it quotes: a CSV's column named with a control character (\x1e splits
+    lines for Python) is shown escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text.strip())
+
+
 def fault_line(exc: BaseException, rest: list[str]) -> str:
     """The one line for a fault: a service's own message, or for a full disk the path and its free space."""
     import errno
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             if command in ("pick", "bench"):  # 1: no point meets the constraint / a bench check failed
                 code = int(returned or 0)
     except (ConfigError, DataError, EncoderError, TrackingError) as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        print(f"error: {one_line(redact(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -206,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if (fault := fatal(exc)) is None:
             raise
-        line = redact(fault_line(fault, rest))
+        line = one_line(redact(fault_line(fault, rest)))
         if os.environ.get("SWEEP_FAULT_FILE"):  # a local worker: its launcher says it, once (search/workers.py)
             with open(os.environ["SWEEP_FAULT_FILE"], "a") as f:
                 f.write(line + "\n")
