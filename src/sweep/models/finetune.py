@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sweep.data.encoders import load_error_hint, resolve_pretrained
+from sweep.models import gpu_share
 from sweep.models.losses import LossSpec
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 PACKED_ATTN = "sweep_packed"  # name of our attention implementation in transformers' AttentionInterface
 PRECISIONS = ("auto", "bf16", "fp32")
 ATTENTIONS = ("auto", "packed", "padded")
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
 
 # key: (default, check, fix hint). Defaults apply when a key is missing from the yaml.
 _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
@@ -61,8 +63,14 @@ _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
         "auto, cpu, cuda or cuda:N",
     ),
     "compile": (False, lambda v: isinstance(v, bool), "true or false"),
+    "compile_mode": ("default", lambda v: v in COMPILE_MODES, f"one of {COMPILE_MODES} (torch.compile's mode)"),
     "dropout": (0.1, lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
     "random_init": (False, lambda v: isinstance(v, bool), "true or false (benchmarks only)"),
+    "gpu_memory_gib": (
+        None,
+        lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
+        "null (learned: this shape's last peak, models/gpu_share.py) or GiB, e.g. 24",
+    ),
 }
 
 
@@ -489,7 +497,8 @@ def build_runner(cfg: dict, num_classes: int, seed: int) -> Runner:
     model.to(device)
     compiled = None
     if cfg["compile"] and packed:
-        compiled = torch.compile(model.forward_packed, dynamic=None)
+        mode = None if cfg["compile_mode"] == "default" else cfg["compile_mode"]
+        compiled = torch.compile(model.forward_packed, dynamic=None, mode=mode)
     return Runner(model, device, bf16, packed, cfg, compiled)
 
 
@@ -634,8 +643,11 @@ def finetune_logits(
     cache_dir: Path,
 ) -> dict[str, np.ndarray]:
     """Fine-tune cfg.pretrained on the train split with `loss`; raw float32 logits (n, C) for each eval split."""
-    runner, eval_tokens, _ = _finetuned(train_texts, train_labels, eval_texts, num_classes, loss, cfg, seed, cache_dir)
-    return {k: predict(runner, t).astype(np.float32) for k, t in eval_tokens.items()}
+    with _gpu_share(cfg, cache_dir):
+        runner, eval_tokens, _ = _finetuned(train_texts, train_labels, eval_texts, num_classes, loss, cfg, seed, cache_dir)
+        out = {k: predict(runner, t).astype(np.float32) for k, t in eval_tokens.items()}
+        del runner
+    return out
 
 
 def finetune_embeddings(
@@ -651,12 +663,19 @@ def finetune_embeddings(
     """Fine-tune once, as finetune_logits, then embed every split in `texts` (train included) with the
     fine-tuned encoder: mean-pooled last hidden states (n, hidden) float32, the representation on which
     decoupled classifier re-training (Kang et al., ICLR 2020) fits its heads. Also: the training stats."""
-    t0 = time.perf_counter()
-    runner, tokens, stats = _finetuned(train_texts, train_labels, texts, num_classes, loss, cfg, seed, cache_dir)
-    t1 = time.perf_counter()
-    out = {k: predict(runner, t, pooled=True) for k, t in tokens.items()}
-    stats.update(finetune_seconds=t1 - t0, embed_seconds=time.perf_counter() - t1)
-    del runner
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()  # the sweep's head fits come next, in the same process
+    with _gpu_share(cfg, cache_dir):  # gives the cached GPU memory back: the sweep's head fits come next
+        t0 = time.perf_counter()
+        runner, tokens, stats = _finetuned(train_texts, train_labels, texts, num_classes, loss, cfg, seed, cache_dir)
+        t1 = time.perf_counter()
+        out = {k: predict(runner, t, pooled=True) for k, t in tokens.items()}
+        stats.update(finetune_seconds=t1 - t0, embed_seconds=time.perf_counter() - t1)
+        del runner
     return out, stats
+
+
+def _gpu_share(cfg: Mapping[str, Any], cache_dir: Path):
+    """Workers sharing a GPU queue for its memory (models/gpu_share.py); a CPU fine-tune shares nothing."""
+    c = resolve_cfg(cfg)
+    device = pick_device(c["device"])
+    gpu = gpu_share.cuda_gpu(device) if device.type == "cuda" else None
+    return gpu_share.gpu_slot(gpu, gpu_share.shape_key(c), cache_dir, c["gpu_memory_gib"])

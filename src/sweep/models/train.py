@@ -90,8 +90,10 @@ def _logits_key(cfg: DictConfig, fingerprint: str) -> str:
     loss.pop("posthoc_tau", None)  # prediction-time only
     if cfg.model.kind == "head":  # a head's training tau is a bias shift of the tau = 0 fit (see head.py)
         loss = {}
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model.pop("gpu_memory_gib", None)  # where a fine-tune queues, not what it computes
     blob = {
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "model": model,
         "loss": loss,
         "seed": int(cfg.seed),
         "weighting": OmegaConf.to_container(cfg.weighting, resolve=True),

@@ -116,7 +116,7 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
     return study, created, seed
 
 
-WHERE_NOT_WHAT = {"model.head.device"}  # where a fit runs, not what it computes: CPU and GPU share a study
+WHERE_NOT_WHAT = {"model.head.device", "model.gpu_memory_gib"}  # where a fit runs, not what it computes
 
 
 def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_fingerprint: str) -> dict[str, str]:
