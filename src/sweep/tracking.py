@@ -206,85 +206,82 @@ class Tracker:
         except MlflowException:
             return False
 
-    def log_params(self, run_id: str, params: dict[str, str]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, redact(str(v))[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[i : i + 100], synchronous=True)
-
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
+    def log_batch(self, run_id: str, params=None, metrics=(), tags=None, step: int = 0) -> None:
+        """Params, metrics ({key: value} or a list of Metric) and tags in as few requests as MLflow allows
+        (per request: 100 params, 100 tags, 1000 entries in all)."""
+        from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        for i in range(0, len(items), 500):
-            self.client.log_batch(run_id, metrics=items[i : i + 500], synchronous=True)
+        ps = [Param(k, redact(str(v))[:6000]) for k, v in (params or {}).items()]
+        ms = [Metric(k, float(v), now, step) for k, v in metrics.items()] if isinstance(metrics, dict) else metrics
+        ts = [RunTag(k, redact(str(v))) for k, v in (tags or {}).items()]
+        while ps or ms or ts:
+            p, t = ps[:100], ts[:100]
+            m = ms[: 1000 - len(p) - len(t)]
+            ps, ts, ms = ps[len(p) :], ts[len(t) :], list(ms[len(m) :])
+            self.client.log_batch(run_id, params=p, metrics=m, tags=t, synchronous=True)
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        self.log_batch(run_id, params=params)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        self.log_batch(run_id, metrics=metrics, step=step)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.log_batch(run_id, tags=tags)
 
     def log_table(self, run_id: str, df: pd.DataFrame, path: str) -> None:
         self.client.log_text(run_id, df.to_csv(index=False, float_format="%.4f"), path)
-
-    def log_json(self, run_id: str, obj, path: str) -> None:
-        self.client.log_text(run_id, redact(json.dumps(obj, indent=2, default=str)), path)
-
-    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()], synchronous=True)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
 
-def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metrics: bool = True) -> None:
-    """Everything one run leaves in MLflow: config, metrics, per-class tables, class counts, fingerprint.
+def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metrics: bool = True, params=None) -> None:
+    """Everything one run leaves in MLflow: config (+ `params`), metrics, tags, per-class tables, class
+    counts, predictions, the tau curve; one batch of values and one folder of artifacts (a trial's bookkeeping
+    was ~17 requests).
 
     test_metrics=False (a study's trials): no test metric or test table is shown, so nobody picks by test;
     the test predictions are kept as an artifact for the export, which scores the exported points only."""
-    splits = result.splits
-    tracker.log_params(run_id, flat_params(cfg))
+    from mlflow.entities import Metric
+
+    splits, now = result.splits, int(time.time() * 1000)
     shown = {k: v for k, v in result.metrics.items() if test_metrics or not k.startswith("test_")}
-    tracker.log_metrics(run_id, shown)
-    tags = {
-        "data_fingerprint": splits.fingerprint,
-        "model": cfg.model.name,
-        "data": cfg.data.name,
-        "loss": cfg.loss.name,
-        "weighting": cfg.weighting.scheme,
-    }
+    metrics = [Metric(k, float(v), now, 0) for k, v in shown.items()]
+    curve = getattr(result, "tau_curve", None)
+    if curve is not None:  # every post-hoc tau of this fit, at no cost: metric histories (step = 100 x tau)
+        steps = [round(100 * t) for t in curve.posthoc_tau]  # that the run's charts draw
+        metrics += [
+            Metric(f"tau_curve_{m}", v, now, t) for m in curve.columns[1:] for v, t in zip(curve[m], steps, strict=True)
+        ]
+    tags = {"data_fingerprint": splits.fingerprint, "model": cfg.model.name, "data": cfg.data.name}
+    tags.update(loss=cfg.loss.name, weighting=cfg.weighting.scheme)
     if "fit_converged" in result.metrics:
         tags["converged"] = "true" if result.metrics["fit_converged"] else "false"
-    tracker.set_tags(run_id, tags)
-    for split, table in result.per_class.items():
-        if test_metrics or split != "test":
-            tracker.log_table(run_id, table, f"per_class_{split}.csv")
-    if result.predictions:  # what the export re-scores (bootstrap intervals, classes gained and lost)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "predictions.npz"
+    tracker.log_batch(run_id, {**flat_params(cfg), **(params or {})}, metrics, tags)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for split, table in result.per_class.items():
+            if test_metrics or split != "test":
+                table.to_csv(folder / f"per_class_{split}.csv", index=False, float_format="%.4f")
+        if result.predictions:  # what the export re-scores (bootstrap intervals, classes gained and lost)
             np.savez_compressed(
-                path,
+                folder / "predictions.npz",
                 **{f"{s}_pred": p.astype(np.int16) for s, p in result.predictions.items()},
                 **{f"{s}_true": splits.labels[s].astype(np.int16) for s in result.predictions},
             )
-            tracker.client.log_artifact(run_id, str(path))
-    if getattr(result, "tau_curve", None) is not None:  # every post-hoc tau of this fit, at no cost: a CSV and
-        from mlflow.entities import Metric  # metric histories (step = 100 x tau) that the run's charts draw
-
-        tracker.log_table(run_id, result.tau_curve, "tau_curve.csv")
-        c, now, tau = result.tau_curve, int(time.time() * 1000), [round(100 * t) for t in result.tau_curve.posthoc_tau]
-        items = [Metric(f"tau_curve_{m}", v, now, t) for m in c.columns[1:] for v, t in zip(c[m], tau, strict=True)]
-        tracker.client.log_batch(run_id, metrics=items, synchronous=True)  # 202 metrics, under MLflow's 1000
-    counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
-    tracker.log_json(
-        run_id,
-        {
+        if curve is not None:
+            curve.to_csv(folder / "tau_curve.csv", index=False, float_format="%.4f")
+        counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
+        classes = {
             "train_class_counts": counts,
             "split_sizes": splits.info,
             "fit": {k: v for k, v in result.info.items() if k.startswith("fit_")},
             "class_weights": result.info.get("class_weights"),
-        },
-        "classes.json",
-    )
+        }
+        (folder / "classes.json").write_text(redact(json.dumps(classes, indent=2, default=str)))
+        tracker.client.log_artifacts(run_id, str(folder))
 
 
 @contextmanager

@@ -210,8 +210,7 @@ class Objective:
         try:
             cfg = load_trial_config(self.base, params)  # = load_config(overrides), composed once
             result = run(cfg)
-            log_result(self.tracker, run_id, cfg, result, test_metrics=False)
-            self.tracker.log_params(run_id, {"trial": str(trial.number)})
+            log_result(self.tracker, run_id, cfg, result, test_metrics=False, params={"trial": str(trial.number)})
             # no test metric in the study: the export scores the points it exports, nobody picks by test
             metrics = {k: round(float(v), 6) for k, v in result.metrics.items() if not k.startswith("test_")}
             trial.set_user_attr("metrics", metrics)
