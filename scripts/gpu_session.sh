@@ -9,10 +9,15 @@
 #   bash scripts/gpu_session.sh modernbert   # (d) modernbert_decoupled (random init) on data=synthetic_scale
 #   bash scripts/gpu_session.sh head         # (e) the head on the GPU: GPU-vs-CPU test, make bench on
 #                                            #     data=synthetic_scale (113 x 58K), 50 trials, head on cuda
+#   bash scripts/gpu_session.sh finetune     # (g) the seed's per-trial fine-tune (model=modernbert_base,
+#                                            #     ModernBERT-base shape) with 1, 2, 4 workers on one GPU
+#   bash scripts/gpu_session.sh benchgpu     # (h) make bench-gpu, ModernBERT-base: Trainer bf16 vs the harness's
+#                                            #     compiled variants (VARIANTS), the correctness table
 #
 # Env: BUDGET (seconds for the whole command, default 570), PY (python3), SKIP_SETUP=1 (already installed),
 # DATA / FULL_EXTRA / DEC_EXTRA / MB_EXTRA (extra overrides: a CPU dry run uses tiny settings), N_DEC (50),
-# MB (a model folder instead of the ModernBERT-base shape), WORKERS (14, stage modernbert).
+# MB (a model folder instead of the ModernBERT-base shape), WORKERS (14, stage modernbert), WORKER_LIST
+# ("1 2 4", stage finetune; 1 worker runs 2 trials: the second one on a warm compile cache).
 set -uo pipefail
 STAGE=${1:-minilm}
 BUDGET=${BUDGET:-570}
@@ -98,6 +103,32 @@ elif [ "$STAGE" = modernbert ]; then
   $PY scripts/gpu_report.py runs gpu-modernbert-decoupled $D >>"$R/report.log" 2>&1
   [ "$(left)" -gt 40 ] && timed d_export "$(cap 60 5)" $PY -m sweep export $D study=gpu-modernbert-decoupled \
     out="$R/pareto_modernbert_decoupled.csv"
+elif [ "$STAGE" = finetune ]; then
+  MB=${MB:-}
+  if [ -z "$MB" ]; then
+    MB=$PWD/$G/modernbert_shape
+    $PY scripts/gpu_carry.py modernbert-shape $G/minilm "$MB" >>"$R/report.log" 2>&1
+  fi
+  # no baselines: their alpha-0 twins would hit the logits cache; every trial here fine-tunes
+  F="data=${DATA:-synthetic_scale} model=modernbert_base model.pretrained=$MB ++model.random_init=true"
+  F="$F sweep.baselines=null ${FT_EXTRA:-}"
+  nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv -lms 2000 >"$R/smi.csv" 2>&1 &
+  SMI=$!
+  for W in ${WORKER_LIST:-1 2 4}; do
+    N=$((W == 1 ? 2 : W))
+    rm -rf data/cache/logits  # the studies' samplers start alike: no trial may reuse another's fine-tune
+    timed "g_w$W" "$(cap 420 20)" $PY -m sweep sweep $F sweep.workers="$W" sweep.total_trials=$N \
+      sweep.study_name="gpu-finetune-w$W"
+    log "(g) $W workers: $(lines "$R/g_w$W.log" | grep -c 'finetune modernbert_base:') fine-tunes;" \
+      "$(lines "$R/g_w$W.log" | grep -c 'waiting for') waits; $(lines "$R/g_w$W.log" | grep -m1 'fine-tune peak')"
+    $PY scripts/gpu_report.py runs "gpu-finetune-w$W" $F >>"$R/report.log" 2>&1
+  done
+  kill $SMI 2>/dev/null
+  log "(g) GPU memory used, max MiB: $(awk -F', ' 'NR>1{gsub(/ MiB/,"",$2); if($2>m)m=$2} END{print m}' "$R/smi.csv")"
+elif [ "$STAGE" = benchgpu ]; then
+  V=${VARIANTS:-packed64k_compiled,packed128k_compiled,packed64k_autotune,packed64k_cudagraphs}
+  timed h_bench "$(cap 560 10)" $PY -m sweep.bench.gpu --skip-real --refs bf16 --models ModernBERT-base --variants "$V"
+  lines "$R/h_bench.log" | sed -n '/^== sweep.bench.gpu/,$p' | tee -a "$R/session.log"
 elif [ "$STAGE" = head ]; then
   timed e_test "$(cap 120 300)" $PY -m pytest -q -m gpu tests/test_head.py -p no:cacheprovider
   lines "$R/e_test.log" | tail -3 | tee -a "$R/session.log"

@@ -31,6 +31,7 @@ from sweep.models.losses import LossSpec, class_weights, log_prior
 ROOT = Path(__file__).resolve().parents[3]
 CARRY = ROOT / ".carry"
 NUM_LABELS = 113
+AUTOTUNE = "max-autotune-no-cudagraphs"  # Triton GEMM templates benchmarked per shape, no CUDA graphs
 ROWS: list[dict] = []
 QUICK = {"seqs": 8, "max_length": 32, "batch_tokens": 256, "trainer_batch": 4, "per_class": 5}
 
@@ -228,8 +229,12 @@ def _tokens(n: int) -> str:
 def _describe(runner, c) -> str:
     return (
         f"harness {'bf16' if runner.bf16 else 'fp32'} {'packed' if runner.packed else 'padded'}"
-        f"{' compiled' if runner.compiled else ''} {_tokens(c['batch_tokens'])} tok"
+        f"{' compiled' if runner.compiled else ''}{MODE_NAMES.get(c.get('compile_mode'), '')}"
+        f" {_tokens(c['batch_tokens'])} tok"
     )
+
+
+MODE_NAMES = {AUTOTUNE: " autotune", "max-autotune": " autotune+graphs", "reduce-overhead": " cudagraphs"}
 
 
 # ---------------------------------------------------------------------------------------------- correctness
@@ -395,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ref-fp32-seqs", type=int, default=2048, help="sequences for the slow fp32 Trainer runs")
     p.add_argument("--epochs", type=int, default=3, help="harness epochs (the first is warm-up)")
     p.add_argument("--variants", default="all", help="comma list of harness variant names, or all")
+    p.add_argument("--models", default="all", help="comma list: ModernBERT-base, MiniLM-L6, or all")
     p.add_argument("--skip-trainer", action="store_true")
     p.add_argument("--refs", default="bf16,fp32,bf16_gbl", help="Trainer references to run")
     p.add_argument("--skip-real", action="store_true")
@@ -456,6 +462,9 @@ def main(argv: list[str] | None = None) -> None:
             ("packed16k", {"batch_tokens": 16384}),
             ("packed32k_compiled", {"batch_tokens": 32768, "compile": True}),
             ("packed64k_compiled", {"batch_tokens": 65536, "compile": True}),
+            ("packed128k_compiled", {"batch_tokens": 131072, "compile": True}),
+            ("packed64k_autotune", {"batch_tokens": 65536, "compile": True, "compile_mode": AUTOTUNE}),
+            ("packed64k_cudagraphs", {"batch_tokens": 65536, "compile": True, "compile_mode": "reduce-overhead"}),
             ("padded32k", {"batch_tokens": 32768, "attention": "padded"}),
         ],
         "MiniLM-L6": [
@@ -480,6 +489,8 @@ def main(argv: list[str] | None = None) -> None:
 
     best_cfg: dict[str, dict] = {}
     for label, s in specs.items():
+        if a.models != "all" and label not in a.models.split(","):
+            continue
         tokens, labels = synthetic(n, s["vocab"], 0, cap, s["cls"], s["sep"])
         log(f"{label}: {n} seqs, mean {tokens.lengths.mean():.1f} real tokens, median {np.median(tokens.lengths):.0f}")
         if not a.skip_trainer:
