@@ -17,7 +17,8 @@
 # Env: BUDGET (seconds for the whole command, default 570), PY (python3), SKIP_SETUP=1 (already installed),
 # DATA / FULL_EXTRA / DEC_EXTRA / MB_EXTRA (extra overrides: a CPU dry run uses tiny settings), N_DEC (50),
 # MB (a model folder instead of the ModernBERT-base shape), WORKERS (14, stage modernbert), WORKER_LIST
-# ("1 2 4", stage finetune; 1 worker runs 2 trials: the second one on a warm compile cache).
+# ("2 1 4", stage finetune: W workers run W trials; the first W pays torch.compile's cold compile, the later
+# ones find its cache warm, as every trial of a long sweep after the first does).
 set -uo pipefail
 STAGE=${1:-minilm}
 BUDGET=${BUDGET:-570}
@@ -114,11 +115,16 @@ elif [ "$STAGE" = finetune ]; then
   F="$F sweep.baselines=null ${FT_EXTRA:-}"
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv -lms 2000 >"$R/smi.csv" 2>&1 &
   SMI=$!
-  for W in ${WORKER_LIST:-1 2 4}; do
-    N=$((W == 1 ? 2 : W))
+  # the first run has no learned peak yet: it gives its need (FIRST_GIB), so that its workers start together
+  # instead of one measuring alone; the later runs ask for what the first ones learned (models/gpu_share.py)
+  GIVEN="++model.gpu_memory_gib=${FIRST_GIB:-30}"
+  for W in ${WORKER_LIST:-2 1 4}; do
+    N=$W
     rm -rf data/cache/logits  # the studies' samplers start alike: no trial may reuse another's fine-tune
-    timed "g_w$W" "$(cap 420 20)" $PY -m sweep sweep $F sweep.workers="$W" sweep.total_trials=$N \
+    timed "g_w$W" "$(cap 420 20)" $PY -m sweep sweep $F $GIVEN sweep.workers="$W" sweep.total_trials=$N \
       sweep.study_name="gpu-finetune-w$W"
+    GIVEN=""
+    cp data/cache/gpu_share.json "$R/gpu_share_after_w$W.json" 2>/dev/null
     log "(g) $W workers: $(lines "$R/g_w$W.log" | grep -c 'finetune modernbert_base:') fine-tunes;" \
       "$(lines "$R/g_w$W.log" | grep -c 'waiting for') waits; $(lines "$R/g_w$W.log" | grep -m1 'fine-tune peak')"
     $PY scripts/gpu_report.py runs "gpu-finetune-w$W" $F >>"$R/report.log" 2>&1
@@ -130,7 +136,7 @@ elif [ "$STAGE" = benchgpu ]; then
   timed h_bench "$(cap 560 10)" $PY -m sweep.bench.gpu --skip-real --refs bf16 --models ModernBERT-base --variants "$V"
   lines "$R/h_bench.log" | sed -n '/^== sweep.bench.gpu/,$p' | tee -a "$R/session.log"
 elif [ "$STAGE" = head ]; then
-  timed e_test "$(cap 120 300)" $PY -m pytest -q -m gpu tests/test_head.py -p no:cacheprovider
+  timed e_test "$(cap 120 200)" $PY -m pytest -q -m gpu tests/test_head.py tests/test_gpu_share.py -p no:cacheprovider
   lines "$R/e_test.log" | tail -3 | tee -a "$R/session.log"
   timed e_bench "$(cap 420 10)" $PY -m sweep bench data=synthetic_scale model.head.device=cuda \
     trials="${N_DEC:-50}" naive_every=0 ideas="${IDEAS:-12}"
