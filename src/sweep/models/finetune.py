@@ -644,8 +644,8 @@ def finetune_logits(
 ) -> dict[str, np.ndarray]:
     """Fine-tune cfg.pretrained on the train split with `loss`; raw float32 logits (n, C) for each eval split."""
     with _gpu_share(cfg, cache_dir):
-        runner, eval_tokens, _ = _finetuned(train_texts, train_labels, eval_texts, num_classes, loss, cfg, seed, cache_dir)
-        out = {k: predict(runner, t).astype(np.float32) for k, t in eval_tokens.items()}
+        runner, tokens, _ = _finetuned(train_texts, train_labels, eval_texts, num_classes, loss, cfg, seed, cache_dir)
+        out = {k: predict(runner, t).astype(np.float32) for k, t in tokens.items()}
         del runner
     return out
 

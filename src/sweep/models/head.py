@@ -147,8 +147,8 @@ def fit_head(
     before = torch.get_num_threads()  # torch's default: every core, or OMP_NUM_THREADS (set per local worker)
     torch.set_num_threads(threads or before)
     try:
-        theta, label, evals = _start(objective, starts, shift, dev)
-        result = minimize(objective, theta, gtol, max_iter, memory, exact=float64_only)
+        theta, label, evals, at_x = _start(objective, starts, shift, dev)
+        result = minimize(objective, theta, gtol, max_iter, memory, exact=float64_only, at_x=at_x)
     finally:
         torch.set_num_threads(before)
     if not np.isfinite(result.f):
@@ -167,22 +167,24 @@ def fit_head(
     )
 
 
-def _start(objective: _Objective, starts, shift: np.ndarray, dev) -> tuple[torch.Tensor, str, int]:
-    """The candidate start with the lowest objective (one fast evaluation each), in the tau = 0 problem."""
+def _start(objective: _Objective, starts, shift: np.ndarray, dev) -> tuple[torch.Tensor, str, int, tuple | None]:
+    """The candidate start with the lowest objective (one fast evaluation each), in the tau = 0 problem; also
+    that evaluation (objective, gradient), which the solver's first iteration uses instead of repeating it."""
     theta = torch.zeros(objective.size + objective.k, dtype=torch.float64, device=dev)
     if not starts:  # W = 0 and the bias that is optimal for it: the log of the weighted class shares
         mass = np.bincount(objective.y.cpu().numpy(), minlength=objective.k) * objective.loss.weights
         theta[objective.size :] = torch.from_numpy(np.log(np.maximum(mass / mass.sum(), 1e-12)))
-        return theta, "cold", 0
-    best, grad = None, torch.empty_like(theta)
+        return theta, "cold", 0, None
+    best = None
     for label, w, b in starts:
         cand = torch.cat(
             [torch.as_tensor(w, dtype=torch.float64).reshape(-1), torch.as_tensor(b + shift, dtype=torch.float64)]
         ).to(dev)
-        f = objective(cand, grad, False) if len(starts) > 1 else 0.0
+        grad = torch.empty_like(theta)
+        f = objective(cand, grad, False)
         if best is None or f < best[0]:
-            best = (f, cand, label)
-    return best[1], best[2], len(starts) if len(starts) > 1 else 0
+            best = (f, cand, label, grad)
+    return best[1], best[2], len(starts), (best[0], best[3])
 
 
 class WarmStarts:

@@ -76,16 +76,28 @@ class Memory:
 
 
 def minimize(
-    fg: Objective, x: torch.Tensor, gtol: float, max_iter: int, memory: int = 10, exact: bool = False
+    fg: Objective,
+    x: torch.Tensor,
+    gtol: float,
+    max_iter: int,
+    memory: int = 10,
+    exact: bool = False,
+    at_x: tuple[float, torch.Tensor] | None = None,
 ) -> Result:
     """Minimize a smooth convex function from x (float64, modified) until max|gradient| <= gtol.
 
     Iterates with exact=False (the caller's fast products) and, once those report convergence, checks the
     gradient with exact=True; if that check fails (or the line search stalls on rounding), it goes on with
-    exact products. `converged` is true only on an exact gradient within gtol."""
+    exact products. `converged` is true only on an exact gradient within gtol. at_x: (f, gradient) at x from
+    the same (fast) products, when the caller has them already (the start's choice evaluated it)."""
     mem = Memory(memory, x.numel(), x.device)
-    g, g_new, x_new, d = (torch.empty_like(x) for _ in range(4))
-    f, evals, it, polished = fg(x, g, exact), 1, 0, False
+    g_new, x_new, d = (torch.empty_like(x) for _ in range(3))
+    if at_x is not None and not exact:
+        (f, g), evals = at_x, 0
+    else:
+        g = torch.empty_like(x)
+        f, evals = fg(x, g, exact), 1
+    it, polished = 0, False
     while True:
         grad_max = float(g.abs().max())
         if grad_max <= gtol:
