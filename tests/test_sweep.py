@@ -121,6 +121,24 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(synthetic, root):
         assert r.info.status == "FAILED" and "model.head.l2" in r.data.tags["error"]
 
 
+def test_trials_that_all_fail_stop_the_sweep_in_one_line(synthetic, root, capsys):
+    # every trial meets the same error: with a total to reach, the worker would otherwise fail trials forever
+    args = [
+        *synthetic,
+        "sweep.total_trials=20",
+        "sweep.study_name=all-failing",
+        "++sweep.params.model.head.l2='choice(-1.0,-2.0)'",
+        "sweep.baselines=null",
+        "sweep.max_failures_in_a_row=3",
+    ]
+    assert main(["sweep", *args]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # not the bar
+    assert len(err) == 1 and err[0].startswith("error: 3 trials in a row failed, the last one with ")
+    assert "model.head.l2" in err[0] and "run the same command to resume" in err[0]
+    study = optuna.load_study(study_name="all-failing", storage=open_storage(load_config(args)))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
+
+
 def test_sweep_config_errors_are_one_line(synthetic, capsys):
     cases = {
         "sweep.params.weighting.alpha='interval(0.8,0.2)'": "low > high",

@@ -45,12 +45,19 @@ def fatal(exc: BaseException) -> BaseException | None:
 
 
 def run_trials(
-    study: optuna.Study, objective: Callable, n_trials: int, total: int | None, callbacks: Sequence[Callback]
+    study: optuna.Study,
+    objective: Callable,
+    n_trials: int,
+    total: int | None,
+    callbacks: Sequence[Callback],
+    max_failures: int = 5,
 ) -> None:
     """Run n_trials trials here, or with `total`, trials until the study holds `total` complete ones: a worker
     claims a trial only while complete + running < total, and waits while the room is held by running trials
-    (one may fail and need running again)."""
-    done = 0
+    (one may fail and need running again). `max_failures` trials failed in a row (0: never) stop the worker
+    with the last one's error: a cause that every trial meets (a model that cannot load) would otherwise fail
+    trials until the total is reached, that is, forever."""
+    done = failed = 0
     while total is not None or done < n_trials:
         trial = _claim(study, total)
         if trial is None:
@@ -59,6 +66,13 @@ def run_trials(
         frozen = _run(study, objective, trial)
         for callback in callbacks:
             callback(study, frozen)
+        failed = failed + 1 if frozen.state == TrialState.FAIL else 0
+        if max_failures and failed >= max_failures:
+            error = frozen.user_attrs.get("error", "see the trials' MLflow runs")
+            raise Stopped(
+                f"{failed} trials in a row failed, the last one with {error}: fix that, then run the same "
+                "command to resume (sweep.max_failures_in_a_row sets the limit)"
+            )
 
 
 def _claim(study: optuna.Study, total: int | None) -> optuna.Trial | None:

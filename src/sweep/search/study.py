@@ -258,7 +258,8 @@ def _sweep(
         n_trials = max(0, int(total) - done)
     progress = _progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
     try:
-        run_trials(study, objective, n_trials, int(total) if total else None, [progress])
+        stop_after = int(cfg.sweep.get("max_failures_in_a_row", 5))
+        run_trials(study, objective, n_trials, int(total) if total else None, [progress], stop_after)
     finally:
         progress.close()
         for sig, handler in previous.items():
