@@ -48,3 +48,22 @@ def test_a_trials_curve_holds_its_own_numbers_and_is_logged_with_its_run(synthet
         assert "tau_curve.csv" in {a.path for a in client.list_artifacts(r.info.run_id)}
         history = client.get_metric_history(r.info.run_id, "tau_curve_val_macro_f1")
         assert sorted(m.step for m in history) == [int(round(100 * t)) for t in TAU_GRID]
+
+
+@pytest.mark.parametrize("k, spread", [(113, 1.0), (113, 8.0), (5, 0.3)])
+def test_the_candidate_argmax_gives_the_plain_argmax_at_every_tau(k, spread):
+    # tau_curve looks only at each row's possible winners; here every tau's predictions are rebuilt the plain
+    # way (argmax over all classes), on logits with exact ties and rows where many classes cross
+    rng = np.random.default_rng(k)
+    n = 3000
+    y = rng.integers(0, k, n)
+    logits = spread * rng.normal(size=(n, k))
+    logits[:50] = logits[:50].round(0)  # ties
+    logits[50:100] = 0.0  # all tied: the lowest class index wins, as np.argmax says
+    lp = log_prior(rng.integers(1, 500, k))
+    taus = np.round(np.linspace(0, 2, 41), 2)
+    curve = tau_curve(logits, y, lp, taus)
+    names = [str(c) for c in range(k)]
+    for tau, row in zip(taus, curve.itertuples(), strict=True):
+        ref, _ = evaluate(y, posthoc_predict(logits, lp, tau), names)
+        assert row.val_accuracy == ref["accuracy"] and row.val_macro_f1 == pytest.approx(ref["macro_f1"], abs=1e-15)
