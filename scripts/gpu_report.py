@@ -110,7 +110,8 @@ def _interval_text(samples: np.ndarray, point: float) -> str:
 
 def compare(alphas: list[float], full: list[str], decoupled: list[str]) -> None:
     """Per alpha (post-hoc tau 0): the full fine-tune and the decoupled head, validation and test accuracy and
-    macro-F1 with 95% paired bootstrap intervals (plain resampling of the split), and the paired interval of decoupled - full."""
+    macro-F1 with 95% bootstrap intervals (plain resampling of the split), and the paired interval of
+    decoupled - full."""
     from sweep.config import load_config
     from sweep.models.metrics import bootstrap, evaluate, interval
     from sweep.models.train import run
