@@ -11,17 +11,17 @@ import time
 import numpy as np
 import torch
 
-from sweep.models.head import HeadFit, WarmStarts, _Objective, _tensor, fit_head, resolve_device
+from sweep.models.head import HeadFit, HeadObjective, WarmStarts, fit_head, resolve_device, to_tensor
 from sweep.models.losses import LossSpec, class_weights, log_prior
 
 
 def torch_lbfgs_fit(x, y, loss: LossSpec, l2: float, gtol: float, max_iter: int) -> HeadFit:
     """The previous solver, as it was: torch.optim.LBFGS (strong Wolfe, history 20) on autograd, float64."""
     start = time.perf_counter()
-    obj = _Objective(x, y, loss, l2, torch.device("cpu"))
+    obj = HeadObjective(x, y, loss, l2, torch.device("cpu"))
     xs, xts = (
-        _tensor(x, torch.float64, obj.device),
-        _tensor(x.T.tocsr() if hasattr(x, "tocsr") else x.T, torch.float64, obj.device),
+        to_tensor(x, torch.float64, obj.device),
+        to_tensor(x.T.tocsr() if hasattr(x, "tocsr") else x.T, torch.float64, obj.device),
     )
 
     class _Product(torch.autograd.Function):

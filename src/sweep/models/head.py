@@ -59,7 +59,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _tensor(x, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def to_tensor(x, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if sp.issparse(x):
         x = x.tocsr()
         with warnings.catch_warnings():
@@ -75,7 +75,7 @@ def _tensor(x, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
 
 
-class _Objective:
+class HeadObjective:
     """theta = [W (d x k) row-major, b (k)] -> loss(xW + b, y) + l2 |W|^2 and its gradient, written in place.
     The loss and its gradient in the logits come from LossSpec (autograd): the formula lives in losses.py."""
 
@@ -85,8 +85,8 @@ class _Objective:
         self.size = self.d * self.k
         self.y = torch.from_numpy(np.array(y, dtype=np.int64)).to(device)
         self.fast = (
-            _tensor(x, torch.float32, device),
-            _tensor(x.T if not sp.issparse(x) else x.T.tocsr(), torch.float32, device),
+            to_tensor(x, torch.float32, device),
+            to_tensor(x.T if not sp.issparse(x) else x.T.tocsr(), torch.float32, device),
         )
         self.exact_pair: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -95,7 +95,7 @@ class _Objective:
             return self.fast
         if self.exact_pair is None:
             xt = self.raw.T.tocsr() if sp.issparse(self.raw) else self.raw.T
-            self.exact_pair = _tensor(self.raw, torch.float64, self.device), _tensor(xt, torch.float64, self.device)
+            self.exact_pair = to_tensor(self.raw, torch.float64, self.device), to_tensor(xt, torch.float64, self.device)
         return self.exact_pair
 
     def __call__(self, theta: torch.Tensor, grad: torch.Tensor, exact: bool) -> float:
@@ -143,7 +143,7 @@ def fit_head(
     start = time.perf_counter()
     dev = resolve_device(device)
     shift = loss.tau * loss.log_prior  # the tau problem's optimum is the tau = 0 one, bias shifted by -shift
-    objective = _Objective(x, y, LossSpec(loss.weights, loss.log_prior, 0.0), l2, dev)
+    objective = HeadObjective(x, y, LossSpec(loss.weights, loss.log_prior, 0.0), l2, dev)
     before = torch.get_num_threads()  # torch's default: every core, or OMP_NUM_THREADS (set per local worker)
     torch.set_num_threads(threads or before)
     try:
@@ -167,7 +167,7 @@ def fit_head(
     )
 
 
-def _start(objective: _Objective, starts, shift: np.ndarray, dev) -> tuple[torch.Tensor, str, int, tuple | None]:
+def _start(objective: HeadObjective, starts, shift: np.ndarray, dev) -> tuple[torch.Tensor, str, int, tuple | None]:
     """The candidate start with the lowest objective (one fast evaluation each), in the tau = 0 problem; also
     that evaluation (objective, gradient), which the solver's first iteration uses instead of repeating it."""
     theta = torch.zeros(objective.size + objective.k, dtype=torch.float64, device=dev)
