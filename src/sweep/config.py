@@ -197,13 +197,9 @@ def validate(cfg: DictConfig) -> None:
             "per fold per trial is too costly; use sweep.cv_folds=1"
         )
     ints = (("sweep.n_trials", 0), ("sweep.workers", 1), ("sweep.total_trials", 0), ("seed", 0))
-    for key, lo in (*ints, ("data.generator_seed", 0)):
-        _check_int(
-            key,
-            OmegaConf.select(cfg, key, default=None),
-            lo,
-            optional=key in ("sweep.total_trials", "data.generator_seed"),
-        )
+    optional = ("sweep.total_trials", "data.generator_seed", "sweep.max_failures_in_a_row")
+    for key, lo in (*ints, ("data.generator_seed", 0), ("sweep.max_failures_in_a_row", 0)):
+        _check_int(key, OmegaConf.select(cfg, key, default=None), lo, optional=key in optional)
     for key in ("sweep.storage_retry_window_s", "tracking.retry_window_s", "sweep.heartbeat_interval"):
         _check_range(key, OmegaConf.select(cfg, key, default=120), 0 if "retry" in key else 1, 86_400)
     if int(cfg.sweep.workers) > 256:  # each is a process on this machine
