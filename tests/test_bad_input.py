@@ -138,5 +138,17 @@ def test_generated_overrides_of_a_sweep_are_a_clean_start_or_one_error_line(extr
     _one_error_or_clean(code, capsys.readouterr().err)
 
 
+@pytest.mark.parametrize(
+    "deleted", ["~weighting", "~weighting.alpha", "~model.head", "~loss.name", "~sweep.params", "~sweep.sampler"]
+)
+def test_a_deleted_key_is_one_line_naming_it(deleted, shared_root, capsys):
+    # found by the generated overrides above: a group or key deleted with ~ was a traceback (ConfigAttributeError)
+    base = [f"paths.root={shared_root}", "data=synthetic", "task_name=bad", f"sweep.study_name=s{next(_counter)}"]
+    code = main(["sweep", *base, "sweep.progress=false", deleted, "sweep.n_trials=0"])
+    err = capsys.readouterr().err
+    _one_error_or_clean(code, err)
+    assert code == 2 and f"{deleted[1:]} is missing from the composed config" in err
+
+
 def test_print_the_number_of_cases_tried():
     print(f"bad inputs tried: {CASES['csv']} CSV files, {CASES['config']} override sets, none a traceback")

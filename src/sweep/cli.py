@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging()
     command, rest = argv[0], argv[1:]
-    from sweep.config import ConfigError
+    from sweep.config import MISSING_KEY, ConfigError, missing_key
     from sweep.data.encoders import EncoderError
     from sweep.data.splits import DataError
     from sweep.tracking import TrackingError, redact
@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             returned = getattr(module, f"{command}_command")(rest)
             if command in ("pick", "bench"):  # 1: no point meets the constraint / a bench check failed
                 code = int(returned or 0)
-    except (ConfigError, DataError, EncoderError, TrackingError) as exc:
+    except (ConfigError, DataError, EncoderError, TrackingError, *MISSING_KEY) as exc:
+        exc = missing_key(exc) if isinstance(exc, MISSING_KEY) else exc  # e.g. ~sweep.params, read later
         print(f"error: {one_line(redact(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

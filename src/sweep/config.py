@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -42,10 +42,25 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> 
         raise ConfigError(f"bad override in {list(overrides)}: {_first_line(exc)} ({hint})") from None
     finally:
         GlobalHydra.instance().clear()
-    cfg.paths.root = str(Path(cfg.paths.root).expanduser().resolve())
-    _model_sweep(cfg, overrides)
-    validate(cfg)
+    try:
+        cfg.paths.root = str(Path(cfg.paths.root).expanduser().resolve())
+        _model_sweep(cfg, overrides)
+        validate(cfg)
+    except MISSING_KEY as exc:  # a key or group deleted with ~, e.g. ~weighting
+        raise missing_key(exc) from None
     return cfg
+
+
+MISSING_KEY = (ConfigAttributeError, ConfigKeyError)
+
+
+def missing_key(exc: BaseException) -> ConfigError:
+    """The one line for a config key that is not there (deleted with ~, or never set), naming it."""
+    key = getattr(exc, "full_key", None) or _first_line(exc)
+    return ConfigError(
+        f"{key} is missing from the composed config (deleted with ~{key}?): put it back, e.g. drop the "
+        "~ override, or set it as conf/ has it (python -m sweep --help lists the groups)"
+    )
 
 
 def _model_sweep(cfg: DictConfig, overrides: Sequence[str]) -> None:
