@@ -51,6 +51,14 @@ collect() {
 }
 trap collect EXIT
 
+modernbert_shape() {  # MB: the given model folder, else the ModernBERT-base shape written here by transformers
+  MB=${MB:-}
+  if [ -z "$MB" ]; then
+    MB=$PWD/$G/modernbert_shape
+    $PY scripts/gpu_carry.py modernbert-shape $G/minilm "$MB" >>"$R/report.log" 2>&1
+  fi
+}
+
 if [ "${SKIP_SETUP:-0}" != 1 ]; then
   log "setup: $($PY -V 2>&1), $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | head -1)"
   tar -C $G -xJf $G/carry.tar.xz || { log "unpack failed"; exit 1; }
@@ -88,11 +96,7 @@ if [ "$STAGE" = minilm ]; then
   timed c_compare "$(cap 120 10)" $PY scripts/gpu_report.py compare 0.0,0.5,1.0 "${FULL// /,}" "${DEC// /,}"
   [ "$(left)" -gt 60 ] && timed c_l2 "$(cap 60 5)" $PY scripts/gpu_report.py l2 $DEC
 elif [ "$STAGE" = modernbert ]; then
-  MB=${MB:-}
-  if [ -z "$MB" ]; then
-    MB=$PWD/$G/modernbert_shape
-    $PY scripts/gpu_carry.py modernbert-shape $G/minilm "$MB" >>"$R/report.log" 2>&1
-  fi
+  modernbert_shape
   D="data=${DATA:-synthetic_scale} model=modernbert_decoupled model.finetune.pretrained=$MB"
   D="$D model.finetune.random_init=true"
   D="$D ${MB_EXTRA:-}"
@@ -105,11 +109,7 @@ elif [ "$STAGE" = modernbert ]; then
   [ "$(left)" -gt 40 ] && timed d_export "$(cap 60 5)" $PY -m sweep export $D study=gpu-modernbert-decoupled \
     out="$R/pareto_modernbert_decoupled.csv"
 elif [ "$STAGE" = finetune ]; then
-  MB=${MB:-}
-  if [ -z "$MB" ]; then
-    MB=$PWD/$G/modernbert_shape
-    $PY scripts/gpu_carry.py modernbert-shape $G/minilm "$MB" >>"$R/report.log" 2>&1
-  fi
+  modernbert_shape
   # no baselines: their alpha-0 twins would hit the logits cache; every trial here fine-tunes
   F="data=${DATA:-synthetic_scale} model=modernbert_base model.pretrained=$MB ++model.random_init=true"
   F="$F sweep.baselines=null ${FT_EXTRA:-}"
