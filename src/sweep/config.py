@@ -211,9 +211,10 @@ def validate(cfg: DictConfig) -> None:
             f"sweep.cv_folds={folds} needs a head model (tfidf_linear, minilm_head): a fine-tune "
             "per fold per trial is too costly; use sweep.cv_folds=1"
         )
-    ints = (("sweep.n_trials", 0), ("sweep.workers", 1), ("sweep.total_trials", 0), ("seed", 0))
+    ints = {"sweep.n_trials": 0, "sweep.workers": 1, "sweep.total_trials": 0, "seed": 0, "data.generator_seed": 0}
+    ints["sweep.max_failures_in_a_row"] = 0
     optional = ("sweep.total_trials", "data.generator_seed", "sweep.max_failures_in_a_row")
-    for key, lo in (*ints, ("data.generator_seed", 0), ("sweep.max_failures_in_a_row", 0)):
+    for key, lo in ints.items():
         _check_int(key, OmegaConf.select(cfg, key, default=None), lo, optional=key in optional)
     for key in ("sweep.storage_retry_window_s", "tracking.retry_window_s", "sweep.heartbeat_interval"):
         _check_range(key, OmegaConf.select(cfg, key, default=120), 0 if "retry" in key else 1, 86_400)

@@ -213,12 +213,13 @@ class Tracker:
 
         now = int(time.time() * 1000)
         ps = [Param(k, redact(str(v))[:6000]) for k, v in (params or {}).items()]
-        ms = [Metric(k, float(v), now, step) for k, v in metrics.items()] if isinstance(metrics, dict) else metrics
+        given = metrics.items() if isinstance(metrics, dict) else None
+        ms = [Metric(k, float(v), now, step) for k, v in given] if given is not None else list(metrics)
         ts = [RunTag(k, redact(str(v))) for k, v in (tags or {}).items()]
         while ps or ms or ts:
             p, t = ps[:100], ts[:100]
             m = ms[: 1000 - len(p) - len(t)]
-            ps, ts, ms = ps[len(p) :], ts[len(t) :], list(ms[len(m) :])
+            ps, ts, ms = ps[len(p) :], ts[len(t) :], ms[len(m) :]
             self.client.log_batch(run_id, params=p, metrics=m, tags=t, synchronous=True)
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:

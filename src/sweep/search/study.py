@@ -258,7 +258,7 @@ def _sweep(
         n_trials = max(0, int(total) - done)
     progress = _progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
     try:
-        stop_after = int(cfg.sweep.get("max_failures_in_a_row") or 0) if "max_failures_in_a_row" in cfg.sweep else 5
+        stop_after = int(cfg.sweep.get("max_failures_in_a_row", 5) or 0)  # absent: 5; null or 0: never
         run_trials(study, objective, n_trials, int(total) if total else None, [progress], stop_after)
     finally:
         progress.close()
