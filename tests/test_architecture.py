@@ -12,8 +12,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sweep"
 # Lowest first: a module imports its own layer and the layers before it, never one after it. The edge holds
 # config and tracking (and the package's __version__); bench runs commands as a user does, through cli.main.
 LAYERS = ("edge", "data", "models", "search", "report", "serve", "cli", "bench")
-TOP = {"__init__": "edge", "config": "edge", "retry": "edge", "tracking": "edge", "cli": "cli", "__main__": "cli"}
+TOP = {
+    "__init__": "edge",
+    "allocator": "edge",
+    "config": "edge",
+    "retry": "edge",
+    "tracking": "edge",
+    "cli": "cli",
+    "__main__": "cli",
+}
 EDGE = {
+    "allocator": set(),
     "config": set(),
     "retry": set(),
     "tracking": {"__init__", "retry"},

@@ -1,5 +1,7 @@
 """Scalar metrics, coverage, and the bootstrap (plain and stratified, any class mix) against scikit-learn and SciPy."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
@@ -106,3 +108,30 @@ def test_a_class_mix_reweights_like_scikit_learns_sample_weight():
         assert np.bincount(y, weights=w[y], minlength=k) / w[y].sum() == pytest.approx(share)
         samples = bootstrap(y, {"p": pred}, k, n_boot=500, class_weight=w, macro=present)["p"]
         assert samples["accuracy"].mean() == pytest.approx(got["accuracy"], abs=0.01)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_evaluate_matches_scikit_learn_with_absent_and_unpredicted_classes(seed):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
+
+    rng = np.random.default_rng(seed)
+    k = 9
+    y = rng.choice(k - 2, 300, p=np.geomspace(1, 0.02, k - 2) / np.geomspace(1, 0.02, k - 2).sum())  # 2 absent
+    p = np.where(rng.random(300) < 0.6, y, rng.integers(0, k - 1, 300))  # class k-1 never predicted
+    scalars, table = evaluate(y, p, [f"c{i}" for i in range(k)])
+    labels = list(range(k))
+    pr, rc, f1, sup = precision_recall_fscore_support(y, p, labels=labels, zero_division=0)
+    assert table["precision"].tolist() == pytest.approx(pr, abs=1e-15)
+    assert table["recall"].tolist() == pytest.approx(rc, abs=1e-15)
+    assert table["f1"].tolist() == pytest.approx(f1, abs=1e-15)
+    assert table["support"].tolist() == sup.tolist()
+    assert scalars["accuracy"] == pytest.approx(accuracy_score(y, p), abs=1e-15)
+    assert scalars["macro_f1"] == pytest.approx(
+        f1_score(y, p, labels=labels, average="macro", zero_division=0), abs=1e-15
+    )
+    weighted = f1_score(y, p, labels=labels, average="weighted", zero_division=0)
+    assert scalars["weighted_f1"] == pytest.approx(weighted, abs=1e-15)
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true"
+        warnings.simplefilter("ignore")
+        assert scalars["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, p), abs=1e-15)
+    assert scalars["coverage"] == int((f1 > 0).sum()) == k - scalars["zero_f1_classes"]

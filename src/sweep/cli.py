@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     _setup_logging()
+    from sweep.allocator import keep_freed_memory
+
+    keep_freed_memory()  # the head's evaluations reuse freed blocks instead of page-faulting fresh ones
     command, rest = argv[0], argv[1:]
     from sweep.config import MISSING_KEY, ConfigError, missing_key
     from sweep.data.encoders import EncoderError

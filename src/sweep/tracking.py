@@ -3,6 +3,7 @@ logs (params, metrics, predictions), and the redaction that keeps passwords out 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -73,6 +74,7 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)  # two git processes: once per process, not once per run
 def code_version() -> str:
     def git(*args: str) -> str:
         root = Path(__file__).resolve().parents[2]

@@ -33,9 +33,22 @@ class HeadFit:
     converged: bool  # grad_max <= gtol
     seconds: float
     warm_start: str  # "cold" or the start point chosen
+    device: str = "cpu"  # where it was fitted: a GPU fit computes its split logits there too
 
-    def logits(self, x) -> np.ndarray:
-        return np.asarray(x @ self.weight) + self.bias
+    def logits(self, x, key: str | None = None) -> np.ndarray:
+        """x @ W + b in float64. On a GPU, x's copy there is kept under `key` (the features and split) for
+        the next trial: scipy's single-threaded product took ~0.1 s a split at 113 classes x 8K texts."""
+        if self.device == "cpu":
+            return np.asarray(x @ self.weight) + self.bias
+        dev = torch.device(self.device)
+        xs = _ON_DEVICE.get((key, self.device)) if key else None
+        if xs is None:
+            xs = to_tensor(x, torch.float64, dev)
+            if key:
+                while len(_ON_DEVICE) >= 2:  # the val and test splits of the features in use
+                    _ON_DEVICE.pop(next(iter(_ON_DEVICE)))
+                _ON_DEVICE[(key, self.device)] = xs
+        return (xs @ torch.from_numpy(self.weight).to(dev)).cpu().numpy() + self.bias
 
     def info(self) -> dict:
         return {
@@ -73,6 +86,9 @@ def to_tensor(x, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
             )
         return t.to(device)
     return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
+
+
+_ON_DEVICE: dict[tuple, torch.Tensor] = {}
 
 
 class HeadObjective:
@@ -164,6 +180,7 @@ def fit_head(
         converged=result.converged,
         seconds=time.perf_counter() - start,
         warm_start=label,
+        device=str(dev),
     )
 
 
@@ -211,7 +228,8 @@ class WarmStarts:
             np.prod([(point - qj) / (qi - qj) for j, (qj, _, _) in enumerate(nodes) if j != i])
             for i, (qi, _, _) in enumerate(nodes)
         ]
-        w_pred = sum(c * wi.astype(np.float64) for c, (_, wi, _) in zip(coef, nodes, strict=True))
+        w_pred = sum(np.float32(c) * wi for c, (_, wi, _) in zip(coef, nodes, strict=True))  # float32: 3x less
+        # memory traffic than float64 (137 ms of host time a trial at 5.65M parameters), and a start need not be exact
         b_pred = sum(c * bi for c, (_, _, bi) in zip(coef, nodes, strict=True))
         label = f"degree-{len(nodes) - 1} prediction from {', '.join(f'{qi:.3g}' for qi, _, _ in nodes)}"
         return [(label, w_pred, b_pred - shift), nearest]

@@ -118,7 +118,7 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
         info["featurize_seconds"], info["features_cache"] = finfo["seconds"], finfo["cached"]
         fit = fit_linear(feats, splits.labels["train"], loss, cfg, finfo["key"])
         info.update(fit.info())
-        return {s: fit.logits(feats[s]) for s in ("val", "test")}, info
+        return {s: fit.logits(feats[s], key=f"{finfo['key']}/{s}") for s in ("val", "test")}, info
     from sweep.models.finetune import finetune_logits
 
     evals = {s: splits.texts[s] for s in ("val", "test")}
