@@ -132,7 +132,7 @@ elif [ "$STAGE" = finetune ]; then
   kill $SMI 2>/dev/null
   log "(g) GPU memory used, max MiB: $(awk -F', ' 'NR>1{gsub(/ MiB/,"",$2); if($2>m)m=$2} END{print m}' "$R/smi.csv")"
 elif [ "$STAGE" = benchgpu ]; then
-  V=${VARIANTS:-packed64k_compiled,packed128k_compiled,packed64k_autotune,packed64k_cudagraphs}
+  V=${VARIANTS:-packed64k_compiled,packed64k_cudagraphs,packed64k_autotune,packed128k_compiled}
   timed h_bench "$(cap 560 10)" $PY -m sweep.bench.gpu --skip-real --refs bf16 --models ModernBERT-base --variants "$V"
   lines "$R/h_bench.log" | sed -n '/^== sweep.bench.gpu/,$p' | tee -a "$R/session.log"
 elif [ "$STAGE" = head ]; then

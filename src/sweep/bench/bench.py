@@ -147,7 +147,9 @@ def report(opts, cfg, splits, run, done, trained, picked, naive, naive_wall, ide
         print(
             f"  harness head fits: cold {fits[0]['fit_seconds']:.1f} s / {fits[0]['fit_iterations']:.0f} iterations; "
             f"warm median {statistics.median(f['fit_seconds'] for f in fits[1:] or fits):.1f} s / "
-            f"{statistics.median(f['fit_iterations'] for f in fits[1:] or fits):.0f} iterations"
+            f"{statistics.median(f['fit_iterations'] for f in fits[1:] or fits):.0f} iterations; all fits "
+            f"{sum(f['fit_iterations'] for f in fits):.0f} iterations in {sum(f['fit_seconds'] for f in fits):.1f} s "
+            f"(the rest of the wall: start-up, scoring, bookkeeping)"
         )
     if naive:
         med_naive = statistics.median(r["seconds"] for r in naive)
