@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench-gpu` from a fresh clone on the GPU machine, which reaches no package registry: clone a bundle of
-# the repository (git bundle create data/gpu/repo.bundle main, carried with data/gpu), put the carry beside it,
+# the repository (git bundle create data/gpu/repo.bundle HEAD main, carried with data/gpu), put the carry beside it,
 # install its wheels and run the command docs/gpu.md gives ("A CUDA machine without a registry").
 #
 #   bash scripts/gpu_fresh_clone.sh [bundle]     # ARGS: bench-gpu's arguments (default: ModernBERT-base,
@@ -10,7 +10,7 @@ BUNDLE=$(realpath "${1:-data/gpu/repo.bundle}")
 CARRY=$(realpath data/gpu/carry.tar.xz)
 ARGS=${ARGS:---skip-real --refs bf16 --models ModernBERT-base --variants packed64k_compiled}
 D=$(mktemp -d)/sweep
-git clone -q "$BUNDLE" "$D"
+git clone -q -b "${BRANCH:-main}" "$BUNDLE" "$D"
 cd "$D"
 echo "fresh clone at $(git log --oneline -1)"
 mkdir -p data/gpu && cp "$CARRY" data/gpu/ && tar -C data/gpu -xJf data/gpu/carry.tar.xz
