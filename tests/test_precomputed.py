@@ -291,3 +291,18 @@ def test_a_fixed_test_file_has_its_own_rows_in_model_test_path(synthetic, root, 
     assert main(["train", *synthetic, "model=precomputed", f"model.path={root / 'train.npy'}",
                  f"model.test_path={root / 'test.npy'}"]) == 2  # fmt: skip
     assert "model.test_path=" in one_line(capsys)
+
+
+def test_a_file_rewritten_under_the_same_path_is_another_study(synthetic, root, capsys):
+    frame = raw_frame(synthetic)
+    np.save(root / "emb.npy", encode(frame["text"]))
+    args = [*synthetic, "model=precomputed", f"model.path={root / 'emb.npy'}", "sweep.study_name=same-path"]
+    assert main(["sweep", *args, "sweep.n_trials=2"]) == 0
+    assert main(["sweep", *args, "sweep.n_trials=1"]) == 0  # the same file: it resumes
+    np.save(root / "emb.npy", encode(frame["text"], seed=1))  # another encoder's vectors, the same name
+    capsys.readouterr()
+    assert main(["sweep", *args, "sweep.n_trials=1"]) == 2
+    err = one_line(capsys)
+    assert "model.files_content" in err and "study" in err
+    cfg = load_config(args)
+    assert len(optuna.load_study(study_name="same-path", storage=open_storage(cfg)).trials) == 3

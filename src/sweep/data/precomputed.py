@@ -190,6 +190,17 @@ def file_settings(model_cfg: DictConfig, splits: Splits) -> dict:
     return out
 
 
+def files_content(model_cfg: DictConfig, splits: Splits) -> str | None:
+    """For a study's identity: one digest of the files a precomputed model reads (their content and the rows
+    each split takes), so that a file rewritten under the same path is another experiment; None for the models
+    that read no file."""
+    if model_cfg.get("kind") != "logits" and model_cfg.get("features") != "precomputed":
+        return None
+    settings = file_settings(model_cfg, splits)
+    blob = [settings["rows"], *(v["sha256"] for k, v in sorted(settings.items()) if isinstance(v, dict))]
+    return hashlib.sha256("\x1f".join(blob).encode()).hexdigest()[:16]
+
+
 def precomputed_features(splits: Splits, model_cfg: DictConfig) -> dict[str, np.ndarray]:
     """model=precomputed: each split's embeddings (float32), for the linear head (data/features.py caches them)."""
     feats, _ = gather(splits, model_cfg, np.float32)

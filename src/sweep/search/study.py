@@ -195,7 +195,12 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     check_inputs(cfg, splits)  # and a precomputed file's (rows, NaN, ids): one line, not every trial failed
     name = str(cfg.sweep.study_name)
     study, created, sampler_seed = _create_or_load(name, storage, cfg)
-    check_identity(study, study_identity(cfg, space, splits.fingerprint))
+    identity = study_identity(cfg, space, splits.fingerprint)
+    from sweep.data.precomputed import files_content
+
+    if content := files_content(cfg.model, splits):  # model.path names a file; its content is the experiment
+        identity["model.files_content"] = content
+    check_identity(study, identity)
     if created:  # only the process that created the study sets it up: no duplicate baselines or parents
         setup_study(study, cfg, space)
     parent = ensure_parent(study, tracker, cfg, creator=created)
