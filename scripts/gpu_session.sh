@@ -16,7 +16,7 @@
 #
 # Env: BUDGET (seconds for the whole command, default 570), PY (python3), SKIP_SETUP=1 (already installed),
 # DATA / FULL_EXTRA / DEC_EXTRA / MB_EXTRA (extra overrides: a CPU dry run uses tiny settings), N_DEC (50),
-# MB (a model folder instead of the ModernBERT-base shape), WORKERS (14, stage modernbert), WORKER_LIST
+# MB (a model folder instead of the ModernBERT-base shape), WORKERS (4, stage modernbert), WORKER_LIST
 # ("2 1 4", stage finetune: W workers run W trials; the first W pays torch.compile's cold compile, the later
 # ones find its cache warm, as every trial of a long sweep after the first does).
 set -uo pipefail
@@ -100,7 +100,7 @@ elif [ "$STAGE" = modernbert ]; then
   D="data=${DATA:-synthetic_scale} model=modernbert_decoupled model.finetune.pretrained=$MB"
   D="$D model.finetune.random_init=true"
   D="$D ${MB_EXTRA:-}"
-  W=${WORKERS:-14}
+  W=${WORKERS:-4}
   timed d_sweep "$(cap 480 40)" $PY -m sweep sweep $D sweep.workers="$W" sweep.total_trials="${N_DEC:-50}" \
     sweep.study_name=gpu-modernbert-decoupled
   log "(d) fine-tunes: $(lines "$R/d_sweep.log" | grep -c 'finetuned features: fine-tune');" \
