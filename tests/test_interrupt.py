@@ -89,3 +89,35 @@ def test_interrupted_sweep_resumes_without_losing_or_double_counting(sig, synthe
     status = {int(k.data.tags["trial"]): k.info.status for k in kids}
     assert status[victim.number] == "KILLED"
     assert sorted(v for v in status.values()) == sorted(["KILLED"] + ["FINISHED"] * 3)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_a_service_call_waits_for_it_and_a_second_one_does_not(sig):
+    """The sweep's handler (search/objective.py) inside a Retrying call (an MLflow or storage write): the first
+    signal lets the call finish, so that no SQLite transaction is left open, then raises; a second one raises
+    at once (a call that hangs stays interruptible)."""
+    from sweep.retry import Retrying
+    from sweep.search.objective import INTERRUPTED, raise_interrupt
+
+    retry = Retrying("a store", 10, lambda exc: False, "fix it")
+    finished = []
+
+    def write(signals: int) -> str:
+        for _ in range(signals):
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)  # the handler runs here, between bytecodes
+        finished.append(signals)
+        return "written"
+
+    previous = signal.signal(sig, raise_interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt, match=f"signal {int(sig)}"):
+            retry.call(write, 1)
+        assert finished == [1]  # the write finished before the interrupt
+        with pytest.raises(KeyboardInterrupt):
+            retry.call(write, 2)
+        assert finished == [1]  # the second signal stopped it inside
+        assert retry.call(write, 0) == "written"  # nothing left pending
+    finally:
+        signal.signal(sig, previous)
+        INTERRUPTED.clear()

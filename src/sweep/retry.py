@@ -19,6 +19,26 @@ def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+_IN_CALL = [0]  # service calls running now (signals reach the main thread only: a counter is enough)
+_PENDING: list[int] = []  # a SIGINT / SIGTERM that came during one, raised when it returns
+
+
+def defer_interrupt(signum: int) -> bool:
+    """For a signal handler: True when a service call is running and this is the first signal, which is then
+    raised as KeyboardInterrupt once the call returns. An interrupt inside an SQLite write left its
+    transaction open, and the handler's own writes (run KILLED) then met "database is locked"; a second
+    signal is not deferred, so a call that hangs can still be interrupted."""
+    if _IN_CALL[0] and not _PENDING:
+        _PENDING.append(signum)
+        return True
+    return False
+
+
+def _raise_pending() -> None:
+    if _PENDING and not _IN_CALL[0]:
+        raise KeyboardInterrupt(f"signal {_PENDING.pop()}")
+
+
 class Retrying:
     """One service's calls, retried with backoff (0.25 s doubling to 5 s) through an outage of up to window_s
     seconds; past that, Unavailable, and later calls fail at once (no second window) until one succeeds.
@@ -42,7 +62,12 @@ class Retrying:
         try:
             while True:
                 try:
-                    out = fn(*args, **kwargs)
+                    _IN_CALL[0] += 1
+                    try:
+                        out = fn(*args, **kwargs)
+                    finally:
+                        _IN_CALL[0] -= 1
+                        _raise_pending()  # the deferred signal, once the call (or its error) is out
                 except Exception as exc:
                     if not self.transient(exc):
                         raise

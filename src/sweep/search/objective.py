@@ -14,6 +14,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from sweep.config import ALPHA_RANGE, TAU_RANGE, ConfigError, dotted, load_trial_config
 from sweep.models.metrics import bootstrap
+from sweep.retry import defer_interrupt
 from sweep.tracking import Tracker, log_result, redact
 
 OBJECTIVES = ("val_accuracy", "val_macro_f1")  # the default; sweep.objectives may add coverage
@@ -79,6 +80,8 @@ def raise_interrupt(signum, frame):
     """SIGINT and SIGTERM: trial failed, its run KILLED, sweep stopped. Remember the signal: an exception
     raised inside torch's C++ code can come out as another exception type."""
     INTERRUPTED.append(signum)
+    if defer_interrupt(signum):  # inside an MLflow / Optuna storage call: raised as soon as it returns
+        return
     raise KeyboardInterrupt(f"signal {signum}")
 
 
