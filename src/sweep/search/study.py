@@ -119,13 +119,16 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
 WHERE_NOT_WHAT = {"model.head.device", "model.gpu_memory_gib"}  # where a fit runs, not what it computes
 
 
-def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_fingerprint: str) -> dict[str, str]:
+def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], splits) -> dict[str, str]:
     """Everything that changes what a trial's numbers mean: the data's content (texts, labels, splits), the
-    model and featurization settings, the fixed (unsearched) weighting and loss values, the objectives, the
-    seed. A study resumed with a different identity would mix two experiments into one front."""
+    model and featurization settings, the content of the files a precomputed model reads, the fixed
+    (unsearched) weighting and loss values, the objectives, the seed. A study resumed with a different identity
+    would mix two experiments into one front."""
+    from sweep.data.precomputed import files_content
+
     searched_groups = {k for k in space if "." not in k}
     out = {
-        "data.content": data_fingerprint,
+        "data.content": splits.fingerprint,
         "data.name": str(cfg.data.name),
         "seed": str(cfg.seed),
         "objectives": f"{', '.join(objective_names(cfg))} on "
@@ -135,6 +138,8 @@ def study_identity(cfg: DictConfig, space: Mapping[str, BaseDistribution], data_
             else "the validation split"
         ),
     }
+    if content := files_content(cfg.model, splits):  # model.path names a file: a rewrite is another experiment
+        out["model.files_content"] = content
     rule = constraints(cfg)  # a floor changes which trials count: only set when there is one
     if rule:
         out["constraints"] = ", ".join(f"{k}={v}" for k, v in sorted(rule.items()))
@@ -195,12 +200,7 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     check_inputs(cfg, splits)  # and a precomputed file's (rows, NaN, ids): one line, not every trial failed
     name = str(cfg.sweep.study_name)
     study, created, sampler_seed = _create_or_load(name, storage, cfg)
-    identity = study_identity(cfg, space, splits.fingerprint)
-    from sweep.data.precomputed import files_content
-
-    if content := files_content(cfg.model, splits):  # model.path names a file; its content is the experiment
-        identity["model.files_content"] = content
-    check_identity(study, identity)
+    check_identity(study, study_identity(cfg, space, splits))
     if created:  # only the process that created the study sets it up: no duplicate baselines or parents
         setup_study(study, cfg, space)
     parent = ensure_parent(study, tracker, cfg, creator=created)
