@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import scipy.optimize
 import scipy.sparse as sp
+import torch
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
-from sweep.models.head import WarmStarts, fit_head
+from sweep.models.head import CPU_BLOCK, HeadObjective, WarmStarts, fit_head
 from sweep.models.losses import LossSpec, class_weights, log_prior
 from sweep.models.metrics import evaluate
 
@@ -111,6 +112,24 @@ def test_float32_products_on_float32_features_reach_the_float64_optimum():
     )
     assert fit.converged and np.abs(grad).max() <= 1e-7
     assert fit.loss == pytest.approx(value, rel=1e-12)
+
+
+def test_class_blocked_products_give_the_objective_and_gradient_of_the_whole_width():
+    """On the CPU the sparse products run in blocks of classes (faster per column): the value and gradient
+    are still those of the objective written independently, in both the fast and the exact products."""
+    c = 2 * CPU_BLOCK[torch.float32] + 7  # three float32 blocks, five float64 ones
+    x, y, counts = problem(n=2000, d=150, c=c)
+    x32 = x.astype(np.float32)
+    loss = LossSpec(class_weights(counts + 1, "power", 0.5), log_prior(counts + 1), 0.0)
+    objective = HeadObjective(x32, y, loss, 1e-4, torch.device("cpu"))
+    assert len(objective.blocks[torch.float32]) == 3 and len(objective.blocks[torch.float64]) == 5
+    theta = np.random.default_rng(1).normal(size=150 * c + c)
+    value, grad = numpy_objective(theta, x32.astype(np.float64), y, loss.weights, loss.log_prior, 0.0, 1e-4)
+    for exact, rtol in ((True, 1e-12), (False, 1e-5)):
+        g = torch.empty(theta.size, dtype=torch.float64)
+        f = objective(torch.from_numpy(theta.copy()), g, exact)
+        assert f == pytest.approx(value, rel=rtol)
+        np.testing.assert_allclose(g.numpy(), grad, rtol=rtol, atol=rtol * np.abs(grad).max())
 
 
 def test_training_tau_is_the_tau_0_fit_with_a_shifted_bias():
