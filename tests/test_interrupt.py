@@ -15,8 +15,10 @@ from optuna.trial import TrialState
 from sweep.config import load_config
 from sweep.search.storage import open_storage
 
-# big enough that one trial takes a few seconds on 2 cores: the signal lands mid-trial
-SLOW = ["data.n_max=6000", "data.ratio=30", "model.head.max_iter=400", "model.head.l2=1e-9"]
+# every fit runs its whole max_iter (gtol 1e-15 is out of float64's reach: a capped fit, not converged), so a
+# trial takes ~2 s on 2 cores however fast the solver and its warm starts get, and the signal lands mid-trial
+# (with gtol 1e-6 the warm fits converged in 2 iterations, ~0.1 s a trial, and the poll below missed them)
+SLOW = ["data.n_max=6000", "data.ratio=30", "model.head.max_iter=800", "model.head.l2=1e-9", "model.head.gtol=1e-15"]
 
 
 def _study(cfg, name):

@@ -192,6 +192,33 @@ def test_a_capped_fit_is_tagged_and_kept_off_the_front(synthetic, root):
         assert tags["pareto"] == ("true" if t.number in on_front else "false")
 
 
+def test_a_sweep_whose_fits_all_stop_at_their_cap_ends_cleanly_and_export_says_why(synthetic, root, capsys):
+    # gtol 1e-15 is out of float64's reach: every fit runs to max_iter and is not a result, so the front is empty
+    args = [
+        *synthetic,
+        "sweep.n_trials=2",
+        "sweep.study_name=all-capped",
+        "sweep.baselines=null",
+        "model.head.max_iter=5",
+        "model.head.gtol=1e-15",
+    ]
+    assert main(["sweep", *args]) == 0
+    out = capsys.readouterr().out
+    assert "2 complete, 0 failed, 2 not converged (kept off the front); Pareto front (0 trials" in out
+    cfg = load_config(args)
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    parent = client.search_runs(
+        [client.get_experiment_by_name(cfg.tracking.experiment).experiment_id],
+        "tags.study_name = 'all-capped' and tags.kind = 'sweep'",
+    )
+    assert len(parent) == 1 and parent[0].data.metrics["front_size"] == 0 and parent[0].data.metrics["n_complete"] == 2
+    for command in ("export", "pick"):
+        extra = ["min_accuracy=0.1"] if command == "pick" else []
+        assert main([command, *synthetic, "study=all-capped", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "2 complete trials but no converged fit" in err[0] and "model.head.max_iter" in err[0]
+
+
 def test_resuming_a_study_on_other_data_or_settings_is_a_one_line_error(synthetic, root, capsys):
     args = [*synthetic, "sweep.n_trials=2", "sweep.study_name=same"]
     assert main(["sweep", *args]) == 0

@@ -19,7 +19,7 @@ from sweep.report.links import link_or_reason
 from sweep.report.meeting import context_lines, write_meeting
 from sweep.report.reseed import resplit_reseed
 from sweep.report.table import load_predictions, scored_tables
-from sweep.search.pareto import reference_trial
+from sweep.search.pareto import no_front_reason, reference_trial
 from sweep.search.storage import load_study, running_warning
 from sweep.tracking import open_client
 
@@ -92,7 +92,7 @@ def export_command(argv: list[str]) -> None:
     share, mix, extra = _deployment(study, client, args.get("deploy_prior"))
     table, baselines = scored_tables(study, client, n_boot, kind == "stratified", share, extra)
     if table.empty:
-        raise ConfigError(f"study {study.study_name!r} has no complete trial yet: run `make sweep` first")
+        raise ConfigError(no_front_reason(study))
     noise = front_noise(study, client, front_boot)
     table["p_front"] = table["trial"].map(noise.p_front)
     if not baselines.empty:

@@ -24,7 +24,14 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
     from sweep.data.splits import load_splits
 
     sync_pareto_tags(study, tracker)
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    counts = {
+        "n_complete": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+        "n_failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
+        "front_size": len(front(study)),
+    }
+    if not counts["front_size"]:  # nothing converged (or met the constraints): the counts, no front to draw
+        if counts["n_complete"]:
+            tracker.log_metrics(parent, counts)
         return None
     from sweep.models.baselines import majority
 
@@ -43,14 +50,7 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
         table = front_table(study, tracker.client)
         table["p_front"] = table["trial"].map(noise.p_front)
         tracker.log_table(parent, table, "pareto.csv")
-    tracker.log_metrics(
-        parent,
-        {
-            "n_complete": len(study.get_trials(states=(TrialState.COMPLETE,))),
-            "n_failed": len(study.get_trials(states=(TrialState.FAIL,))),
-            "front_size": len(front(study)),
-        },
-    )
+    tracker.log_metrics(parent, counts)
     return png
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from sweep.config import ConfigError, load_config, split_args
 from sweep.report.confidence import validation_samples
 from sweep.report.table import front_table
-from sweep.search.pareto import front, reference_trial
+from sweep.search.pareto import front, no_front_reason, reference_trial
 from sweep.search.storage import load_study, running_warning
 from sweep.tracking import open_client
 
@@ -112,7 +112,7 @@ def pick_command(argv: list[str]) -> int:
     client = open_client(str(cfg.tracking.tracking_uri))
     table = front_table(study, client)
     if table.empty:
-        raise ConfigError(f"study {study.study_name!r} has no complete trial yet: run `make sweep` first")
+        raise ConfigError(no_front_reason(study))
     best, ref = front(study), reference_trial(study)
     if max_loss is not None and ref is None:
         raise ConfigError(

@@ -34,6 +34,20 @@ def candidates(study: optuna.Study, include_unconverged: bool = False) -> list[F
     return [t for t in complete_trials(study) if (include_unconverged or converged(t)) and feasible(t)]
 
 
+def no_front_reason(study: optuna.Study) -> str:
+    """Why a study has no front yet, and the fix, in one line (export and pick say it)."""
+    done = complete_trials(study)
+    name = study.study_name
+    if not done:
+        return f"study {name!r} has no complete trial yet: run `make sweep` first"
+    if not any(converged(t) for t in done):
+        return (
+            f"study {name!r} has {len(done)} complete trials but no converged fit (a fit stopped by its cap is "
+            "not a result): raise model.head.max_iter or model.head.l2 and sweep again"
+        )
+    return f"study {name!r}: no converged trial meets sweep.constraints: relax them or sweep further"
+
+
 def front(study: optuna.Study, include_unconverged: bool = False) -> list[FrozenTrial]:
     """Non-dominated trials among the candidates (Optuna's own Pareto helper), sorted by validation accuracy.
     A trial whose fit hit its iteration cap is not a result (left out by default); nor is one that breaks a
