@@ -136,7 +136,8 @@ class HeadObjective:
         dtype = torch.float64 if exact else torch.float32
         blocks = self.blocks[dtype]
         w, b = theta[: self.size].view(self.d, self.k), theta[self.size :]
-        z = x @ w.to(dtype) if len(blocks) == 1 else torch.cat([x @ w[:, c].to(dtype) for c in blocks], 1)
+        parts = [x @ w[:, c].to(dtype) for c in blocks]  # one block: the whole width, no copy
+        z = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
         z = (z.double() + b).requires_grad_(True)
         value = self.loss(z, self.y)
         value.backward()
@@ -144,7 +145,7 @@ class HeadObjective:
         gw = grad[: self.size].view(self.d, self.k)
         gzd = gz.to(dtype)
         for c in blocks:
-            gw[:, c].copy_(xt @ (gzd if len(blocks) == 1 else gzd[:, c].contiguous()))
+            gw[:, c].copy_(xt @ gzd[:, c].contiguous())
         gw.add_(w, alpha=2 * self.l2)
         torch.sum(gz, 0, out=grad[self.size :])
         wf = theta[: self.size]

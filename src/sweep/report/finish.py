@@ -25,7 +25,7 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
 
     sync_pareto_tags(study, tracker)
     counts = {
-        "n_complete": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+        "n_complete": len(complete_trials(study)),
         "n_failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
         "front_size": len(front(study)),
     }
@@ -58,7 +58,7 @@ def print_front(study: optuna.Study, cfg: DictConfig) -> None:
     """What `make sweep` prints at the end: the trial counts, the validation front, the link to it in MLflow."""
     best = front(study)
     states = [t.state for t in study.get_trials(deepcopy=False)]
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = complete_trials(study)
     unconverged = sum(not converged(t) for t in done)
     below = sum(not feasible(t) for t in done)
     floor = f", {below} below sweep.constraints (kept off the front)" if below else ""
