@@ -1,4 +1,4 @@
-"""One worker per GPU (issue 22), on CPU: the environment each local worker gets. Worker i sees GPU i mod G
+"""One worker per GPU, on CPU: the environment each local worker gets. Worker i sees GPU i mod G
 (CUDA_VISIBLE_DEVICES), from sweep.gpus, else the launcher's CUDA_VISIBLE_DEVICES, else every GPU torch sees;
 each trial records the GPU it ran on (an Optuna user attr, an MLflow tag)."""
 

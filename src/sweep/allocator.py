@@ -3,7 +3,7 @@
 Every evaluation of the head's objective allocates ~260 MB of short-lived tensors (logits, their gradient, the
 float32 copies) at 113 classes x 42K texts. By default glibc serves blocks over its mmap threshold with fresh
 mmap pages and unmaps them on free, so each evaluation page-faults ~60,000 times: on the 2-core machine that
-was ~0.12 s of kernel time an evaluation and 98M minor faults in one 50-trial sweep (docs/measurements.md).
+was ~0.12 s of kernel time an evaluation and 98M minor faults in one 50-trial sweep (docs/results/scale.md).
 With mmap off (M_MMAP_MAX 0) and no trimming, the blocks are reused: ~2,000 faults an evaluation.
 
 The process keeps its peak heap until it exits (what a sweep worker needs anyway). Linux with glibc only; a

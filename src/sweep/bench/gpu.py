@@ -1,4 +1,4 @@
-"""GPU fine-tuning benchmark (issue 4): HF Trainer reference vs the harness's packed bf16 path, in one process.
+"""GPU fine-tuning benchmark (make bench-gpu): HF Trainer reference vs the harness's packed bf16 path, in one process.
 
     PYTHONPATH=src python -m sweep.bench.gpu            # on a CUDA machine; prints the final table last
     PYTHONPATH=src python -m sweep.bench.gpu --quick    # tiny CPU dry run of every code path (~1 min, 2 cores)

@@ -97,7 +97,7 @@ def zipf_frame(
     often ambiguous with a larger neighbour. A keyword is borrowed (share `borrow`) from a random class of
     the same topic, so keywords point to a topic more than to a class: unweighted, a linear model leaves
     many tail classes at F1 = 0 and weighting buys them back with head accuracy (defaults chosen so; the
-    docs/measurements.md compares its numbers with the seed's)."""
+    docs/results/scale.md compares its numbers with the seed's)."""
     rng = np.random.default_rng(seed)
     sizes = zipf_sizes(n_classes, n)
     n_shared, n_topic, n_own = 4000, 200, 20

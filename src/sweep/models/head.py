@@ -96,7 +96,7 @@ _ON_DEVICE: dict[tuple, torch.Tensor] = {}
 # float32 up to ~64 columns wide but 0.9-1.4 ms at 113, and in float64 ~1 ms up to 16 wide but 2.7-4.2 ms at
 # 113 (2-core AMD EPYC, 2 MiB L2 a core). So a product is taken in blocks of classes: the same sums in the same
 # order (bitwise the same result), a fast evaluation 0.35 -> 0.22 s, an exact one 0.93 -> 0.48 s.
-# (docs/measurements.md). On a GPU cuSPARSE takes the whole width.
+# (docs/results/scale.md). On a GPU cuSPARSE takes the whole width.
 CPU_BLOCK = {torch.float32: 32, torch.float64: 16}
 
 
