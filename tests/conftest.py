@@ -36,8 +36,25 @@ def sample_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Each test starts with the process's in-memory caches empty (sweep.memo.CACHE: composed configs, splits,
+    features, logits, warm starts), as a new process would: what one test computed cannot answer for another."""
+    from sweep.memo import CACHE
+
+    CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_leaked_stores(monkeypatch):
     """Each test starts without a process-wide MLflow URI or Optuna storage (conf/tracking/local.yaml and
     conf/sweep/default.yaml read them): a test that set one cannot send later tests' runs into its store."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("SWEEP_STORAGE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A 2-layer BERT of width 32 (random init) with the packaged MiniLM's tokenizer (tests/tiny_model.py)."""
+    from tiny_model import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))

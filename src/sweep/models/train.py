@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweep.config import ConfigError
 from sweep.data.precomputed import precomputed_logits
 from sweep.data.splits import Splits, load_splits
+from sweep.memo import CACHE
 from sweep.models.decoupled import head_features
 from sweep.models.head import HeadFit, WarmStarts, fit_head
 from sweep.models.losses import LossSpec, class_weights, log_prior, posthoc_predict
@@ -28,7 +30,7 @@ from sweep.models.metrics import evaluate
 from sweep.models.posthoc import tau_curve
 
 log = logging.getLogger(__name__)
-_LOGITS: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
+_LOGITS: dict[str, tuple[dict[str, np.ndarray], dict]] = CACHE.slot("models.train.logits")
 
 
 @dataclass
@@ -49,6 +51,7 @@ def loss_spec(cfg: DictConfig, counts: np.ndarray) -> LossSpec:
 
 
 _WARM = WarmStarts()
+_WARM.solutions = CACHE.slot("models.train.warm_starts")
 
 
 def path_point(weighting: DictConfig) -> float:
@@ -102,8 +105,9 @@ def _logits_key(cfg: DictConfig, fingerprint: str) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[str, np.ndarray], dict]:
-    """Raw (unadjusted) val and test logits of the configured model."""
+def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec, hooks=None) -> tuple[dict[str, np.ndarray], dict]:
+    """Raw (unadjusted) val and test logits of the configured model; a fine-tune takes `hooks` (finetune.Hooks:
+    the halving rungs, the shared prefix's run)."""
     cache_dir = Path(cfg.paths.cache_dir)
     info: dict = {}
     if cfg.model.kind == "logits":  # given (model=precomputed_logits): nothing to train, so nothing to weight
@@ -131,13 +135,14 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[
         cfg.model,
         int(cfg.seed),
         cache_dir,
+        hooks,
     ), info
 
 
 FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss", "fit_seconds")  # kept with cached logits
 
 
-def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict[str, np.ndarray], dict]:
+def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec, hooks=None) -> tuple[dict[str, np.ndarray], dict]:
     """Logits per split, and how the fit behind them ended (iterations, gradient, converged), cached.
 
     A head model's training-time tau costs no fit: the optimum at tau is the tau = 0 optimum with its bias
@@ -158,7 +163,7 @@ def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec) -> tuple[dict
             _LOGITS[key] = {k: z[k] for k in z.files if k != "fit_info"}, fit
         return _LOGITS[key][0], {**fit, "logits_cache": "disk"}
     start = time.perf_counter()
-    logits, info = train_logits(cfg, splits, loss)
+    logits, info = train_logits(cfg, splits, loss, hooks)
     info.update(train_seconds=time.perf_counter() - start, logits_cache="trained")
     if not all(np.isfinite(v).all() for v in logits.values()):
         raise FloatingPointError("the model produced non-finite logits (NaN/inf): lower the learning rate")
@@ -239,17 +244,31 @@ def check_inputs(cfg: DictConfig, splits: Splits) -> None:
         head_features(splits, cfg.model, cfg.paths.cache_dir)
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Train and evaluate one composed configuration (no tracking: see tracking.log_result).
+def rung_scorer(splits: Splits, loss: LossSpec, tau: float, on_score: Callable[[int, dict], None]):
+    """A fine-tune's rung callback: its validation logits at a step -> the scalar metrics, as the trial's end
+    would score them (the trial's post-hoc tau), handed to on_score(step, metrics)."""
+
+    def on_rung(step: int, val_logits: np.ndarray) -> None:
+        pred = posthoc_predict(val_logits, loss.log_prior, tau)
+        on_score(step, evaluate(splits.labels["val"], pred, splits.class_names)[0])
+
+    return on_rung
+
+
+def run(cfg: DictConfig, hooks=None, on_score: Callable[[int, dict], None] | None = None) -> RunResult:
+    """Train and evaluate one composed configuration (no tracking: see tracking.log_result). A fine-tune takes
+    `hooks` (finetune.Hooks), and with on_score, is scored on validation at each of the hooks' rungs.
 
     With sweep.cv_folds = K > 1 the validation metrics are the mean over K folds of train + validation; the
     predictions (and the test metrics) stay those of the model trained on the train split."""
     start = time.perf_counter()
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
     loss = loss_spec(cfg, splits.train_counts)
-    logits, info = cached_logits(cfg, splits, loss)
-    metrics, per_class, predictions = {}, {}, {}
     tau = float(cfg.loss.get("posthoc_tau", 0.0))
+    if hooks is not None and on_score is not None:
+        hooks.on_rung = rung_scorer(splits, loss, tau, on_score)
+    logits, info = cached_logits(cfg, splits, loss, hooks)
+    metrics, per_class, predictions = {}, {}, {}
     for split in ("val", "test"):
         pred = predictions[split] = posthoc_predict(logits[split], loss.log_prior, tau)
         scalars, per_class[split] = evaluate(splits.labels[split], pred, splits.class_names)

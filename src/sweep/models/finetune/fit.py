@@ -118,6 +118,7 @@ def _finetuned(
         hooks.on_rung(step, predict(runner, eval_tokens["val"]))
     training.run(loss, training.total)
     stats = training.stats()
+    hooks.info["steps"] = training.total
     log.info(
         "finetune %s: %d steps (%d from the prefix) in %.1fs on %s (%s, %s), loss per epoch %s",
         c["name"],
