@@ -8,28 +8,58 @@ PORT    ?=
 # where `make ui` serves, so that sweep and export print links to it (PORT: 5000 for ui, 8080 for dashboard)
 UI_AT   := SWEEP_UI_HOST=$(HOST) SWEEP_UI_PORT=$(or $(PORT),5000)
 
-.PHONY: help install install-gpu data l2 train baselines sweep export pick ui dashboard bench bench-gpu test lint clean-results
+.PHONY: help install install-gpu install-ray lock data l2 train baselines sweep export pick ui dashboard bench bench-gpu test test-fast lint clean-results
 
 help:                       ## the commands, what each writes, the overrides people use most
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
 	@echo; echo 'ARGS="<hydra overrides>" for any target; python -m sweep --help for the overrides'
 
-$(STAMP): pyproject.toml
+# The lock (lock/*.txt, written by `make lock`): exact versions with sha256 hashes, installed with --no-deps so
+# that pip installs what the lock says and nothing newer; torch by version only (lock/torch.txt says why).
+LOCKED  := .venv/bin/pip install -q --require-hashes --no-deps -r
+$(STAMP): pyproject.toml lock/base.txt lock/torch.txt
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
-	# torch first: 2.13.0 is the CPU build on this project's CI disk; elsewhere pip takes it from PyPI.
-	.venv/bin/pip install -q torch==2.13.0
-	.venv/bin/pip install -q -e '.[dev]'
+	$(LOCKED) lock/base.txt
+	.venv/bin/pip install -q -r lock/torch.txt
+	.venv/bin/pip install -q --no-deps --no-build-isolation -e .
+	.venv/bin/pip check
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP)           ## .venv with exactly the locked versions (lock/base.txt: the project and its dev extra)
+
+# uv resolves; pip installs. --universal: one lock for every OS and Python >= 3.11; --fork-strategy fewest: the
+# same version on each Python where one fits (the GPU machine's 3.12 gets the CPU machine's versions).
+UV      := .venv/bin/uv
+UV_LOCK := $(UV) pip compile pyproject.toml -q --universal --fork-strategy fewest --generate-hashes \
+           --constraints lock/torch.txt --excludes lock/torch-cuda.txt --no-emit-package torch \
+           --custom-compile-command "make lock"
+$(UV):
+	test -d .venv || python3 -m venv .venv
+	.venv/bin/pip install -q "$$(grep -oE '^uv==[^ ]+' lock/base.txt || echo uv)"
+
+lock: $(UV)                 ## refresh lock/*.txt after editing pyproject.toml, then commit them; ARGS=--upgrade: newest
+	$(UV_LOCK) --extra dev $(ARGS) -o lock/base.txt
+	$(UV_LOCK) --extra dev --extra ray --constraints lock/base.txt $(ARGS) -o lock/ray.txt
+	$(UV_LOCK) --extra dev --extra gpu --constraints lock/base.txt $(ARGS) -o lock/gpu.txt
+	@! grep -HE '^(nvidia-|triton|cuda-)' lock/base.txt lock/ray.txt lock/gpu.txt \
+	  || { echo "make lock: torch's CUDA packages above are in the lock: add their names to lock/torch-cuda.txt"; exit 1; }
 
 GPU_STAMP := .venv/.installed-gpu
-$(GPU_STAMP): $(STAMP)
-	.venv/bin/pip install -q -e '.[dev,gpu]'
+$(GPU_STAMP): $(STAMP) lock/gpu.txt
+	$(LOCKED) lock/gpu.txt
+	.venv/bin/pip check
 	touch $(GPU_STAMP)
 
 install-gpu: $(GPU_STAMP)   ## .venv plus the gpu extra (accelerate: bench-gpu's Trainer reference); no registry: docs/gpu.md
+
+RAY_STAMP := .venv/.installed-ray
+$(RAY_STAMP): $(STAMP) lock/ray.txt
+	$(LOCKED) lock/ray.txt
+	.venv/bin/pip check
+	touch $(RAY_STAMP)
+
+install-ray: $(RAY_STAMP)   ## .venv plus the ray extra (lock/ray.txt), for sweep.launcher=ray; not in make install
 
 data: $(STAMP)              ## fetch and split the default data (the CFPB sample)
 	$(PY) -m sweep data $(ARGS)
@@ -65,8 +95,11 @@ bench: $(STAMP)             ## harness vs naive sweep at the same converged answ
 bench-gpu: $(if $(NO_VENV),,$(GPU_STAMP)) ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
 	$(PY) -m sweep.bench.gpu $(ARGS)
 
-test: $(STAMP)              ## what CI runs
-	$(PY) -m pytest -q $(ARGS)
+test: $(STAMP)              ## what CI runs (prints the 15 slowest tests)
+	$(PY) -m pytest -q --durations=15 $(ARGS)
+
+test-fast: $(STAMP)         ## the tests that start no server, subprocess sweep, browser, GPU or fault (minutes, not 15+)
+	$(PY) -m pytest -q -m "not slow and not integration and not browser and not faults and not gpu and not system" $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests
