@@ -12,6 +12,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from sweep.memo import CACHE
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 ALPHA_RANGE = (0.0, 2.0)
@@ -105,7 +107,7 @@ def _check_fixed_logits(cfg: DictConfig) -> None:
         )
 
 
-_COMPOSED: dict[tuple, DictConfig] = {}
+_COMPOSED: dict[tuple, DictConfig] = CACHE.slot("config.composed")
 
 
 def load_trial_config(base: Sequence[str], params: Mapping[str, object]) -> DictConfig:

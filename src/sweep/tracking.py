@@ -3,7 +3,6 @@ logs (params, metrics, predictions), and the redaction that keeps passwords out 
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from sweep import __version__
+from sweep.memo import CACHE
 from sweep.retry import Retried, Retrying
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=1)  # two git processes: once per process, not once per run
+@CACHE.lru_cache(maxsize=1)  # two git processes: once per process, not once per run
 def code_version() -> str:
     def git(*args: str) -> str:
         root = Path(__file__).resolve().parents[2]

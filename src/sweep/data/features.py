@@ -25,9 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweep.data.precomputed import file_settings, precomputed_features
 from sweep.data.splits import DataError, Splits
+from sweep.memo import CACHE
 
 log = logging.getLogger(__name__)
-_MEMORY: dict[str, dict] = {}
+_MEMORY: dict[str, dict] = CACHE.slot("data.features.memory")
 
 
 def cache_key(kind: str, settings: dict, fingerprint: str) -> str:

@@ -17,11 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweep.data.errors import DataError
 from sweep.data.splits import Splits
+from sweep.memo import CACHE
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".npy", ".parquet", ".csv")
-_LOGITS: dict[str, dict[str, np.ndarray]] = {}
-_DIGESTS: dict[tuple, str] = {}
+_LOGITS: dict[str, dict[str, np.ndarray]] = CACHE.slot("data.precomputed.logits")
+_DIGESTS: dict[tuple, str] = CACHE.slot("data.precomputed.digests")
 _FIX_ROWS = "recompute it for this data file, or give a .parquet / .csv with an id column (data.id_column)"
 
 

@@ -9,7 +9,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from sweep.data.errors import DataError
 from sweep.data.sources import load_sources
+from sweep.memo import CACHE
 
 log = logging.getLogger(__name__)
 __all__ = ["DataError", "Splits", "load_splits", "make_splits"]
@@ -268,7 +269,7 @@ def make_splits(pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DictConfig, 
     )
 
 
-@lru_cache(maxsize=4)
+@CACHE.lru_cache(maxsize=4)
 def _load_cached(data_json: str, data_dir: str, seed: int) -> Splits:
     cfg = OmegaConf.create(json.loads(data_json))
     pool, test = load_sources(cfg, Path(data_dir), seed)

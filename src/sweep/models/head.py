@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from sweep.memo import CACHE
 from sweep.models.lbfgs import minimize
 from sweep.models.losses import LossSpec
 
@@ -88,7 +89,7 @@ def to_tensor(x, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
 
 
-_ON_DEVICE: dict[tuple, torch.Tensor] = {}
+_ON_DEVICE: dict[tuple, torch.Tensor] = CACHE.slot("models.head.on_device")
 
 
 # Class-block widths of the sparse products on the CPU. torch's (MKL's) CSR x dense product slows down per

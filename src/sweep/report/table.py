@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Hashable
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
 
+from sweep.memo import CACHE
 from sweep.models.metrics import (
     COMPARED,
     _scores_from_confusion,
@@ -62,7 +62,7 @@ def _basic_row(t) -> dict:
     }
 
 
-@lru_cache(maxsize=1024)  # a finished run's artifacts never change; the table and the report both read them
+@CACHE.lru_cache(maxsize=1024)  # a finished run's artifacts never change; the table and the report both read them
 def load_predictions(client, run_id: str, split: str = "test") -> dict | None:
     """A split's labels and predictions (test by default, or val), class names and train counts, as the
     trial's MLflow run recorded them."""

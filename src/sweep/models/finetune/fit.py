@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sweep.memo import CACHE
 from sweep.models import gpu_share
 from sweep.models.finetune.config import resolve_cfg
 from sweep.models.finetune.loop import Training, predict, rung_steps
@@ -40,7 +41,8 @@ class Hooks:
     info: dict = field(default_factory=dict)  # filled in: the prefix used ({key, run_id, trained_here, step})
 
 
-_RUNNERS: dict[str, tuple[Runner, dict, tuple]] = {}  # one model per process: a reused model keeps its compile
+# one model per process: a reused model keeps its compile
+_RUNNERS: dict[str, tuple[Runner, dict, tuple]] = CACHE.slot("models.finetune.runners")
 
 
 def _runner(c: dict, num_classes: int, seed: int) -> Runner:

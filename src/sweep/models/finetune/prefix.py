@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sweep.memo import CACHE
 from sweep.models.finetune.tokens import Tokens
 
 # What a prefix does not depend on: where it runs or queues, and what applies only after it.
 NOT_IN_KEY = ("gpu_memory_gib", "name")
-_LOADED: dict[str, tuple[dict, dict]] = {}  # key -> (state, meta): a worker reads a prefix from disk once
+# key -> (state, meta): a worker reads a prefix from disk once
+_LOADED: dict[str, tuple[dict, dict]] = CACHE.slot("models.finetune.prefixes")
 
 
 def prefix_key(cfg: dict, tokens: Tokens, labels: np.ndarray, num_classes: int, seed: int, device: str) -> str:
