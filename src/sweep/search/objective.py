@@ -199,6 +199,8 @@ class Objective:
         trial.set_user_attr("overrides", [redact(o) for o in overrides])  # the journal is shared: no passwords
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("sampler_seed", self.sampler_seed)
+        from sweep.search.placement import placement_tags
+
         run_id = self.tracker.start_run(
             f"trial-{trial.number}",
             parent_run_id=self.parent,
@@ -206,6 +208,7 @@ class Objective:
                 "kind": "trial",
                 "trial": str(trial.number),
                 "study_name": trial.study.study_name,
+                **placement_tags(),  # host, ray_node_id, cuda_visible_devices: where it ran
                 **{f"param.{k}": str(v) for k, v in params.items()},
             },
         )

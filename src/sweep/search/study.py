@@ -20,12 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from sweep.config import ConfigError, dotted, gpu_list, load_config
-from sweep.search.loop import Stopped, fatal, run_trials
+from sweep.config import ConfigError, dotted, load_config
+from sweep.search.loop import fatal, run_trials
 from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
 from sweep.search.pareto import front, sync_pareto_tags
+from sweep.search.placement import node_summary, trials_by_node
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
-from sweep.search.workers import MANAGED_ENV, run_workers
+from sweep.search.workers import MANAGED_ENV, check_launcher, launch
 from sweep.tracking import Tracker, TrackingError, flat_params, redact
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     check_space(cfg, space)
     objective_names(cfg)  # bad objectives or constraints fail before anything is opened
     make_sampler(cfg.sweep.sampler, 0)  # an unknown sampler fails before anything is opened
+    check_launcher(cfg)  # sweep.launcher=ray without Ray, or a bad sweep.ray: one line, nothing opened
     storage = open_storage(cfg)
     tracker = Tracker(cfg.tracking)
     from sweep.data.splits import load_splits
@@ -244,18 +246,15 @@ def _sweep(
         done,
         parent,
     )
-    if workers > 1:
-        total = cfg.sweep.get("total_trials")  # each worker stops once the study holds `total` complete trials
-        todo = max(0, int(total) - done) if total else n_trials * workers
-        rc = run_workers(workers, overrides, study, todo, gpu_list(cfg.sweep.get("gpus")))
-        if rc == 1 or rc < 0:  # a worker stopped on a fault (its line is above) or was killed: resumable
-            why = f"was killed (signal {-rc})" if rc < 0 else "stopped (see its error above)"
-            raise Stopped(f"{workers} workers: a worker {why}: run the same command again to resume")
+    on_ray = cfg.sweep.get("launcher", "local") == "ray"
+    if workers > 1 or on_ray:
+        rc = launch(cfg, overrides, study, done, tracker, reconcile)  # local processes or Ray tasks: workers.py
         finalize(study, tracker, parent, cfg)
         tracker.end_run(parent)
         if rc:
             raise TrackingError(f"{workers} workers: at least one exited with status {rc}; see its log above")
-        return report(study, cfg)
+        report(study, cfg)
+        return print(node_summary(trials_by_node(study, tracker))) if on_ray else None
     previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     objective = Objective(cfg, overrides, space, tracker, parent, sampler_seed)
     total = cfg.sweep.get("total_trials")
