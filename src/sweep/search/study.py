@@ -21,12 +21,13 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
+from sweep.search.launch import check_launcher, launch
 from sweep.search.loop import fatal, run_trials
 from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
 from sweep.search.pareto import front, sync_pareto_tags
 from sweep.search.placement import node_summary, trials_by_node
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
-from sweep.search.workers import MANAGED_ENV, check_launcher, launch
+from sweep.search.workers import MANAGED_ENV
 from sweep.tracking import Tracker, TrackingError, flat_params, redact
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ def _sweep(
     )
     on_ray = cfg.sweep.get("launcher", "local") == "ray"
     if workers > 1 or on_ray:
-        rc = launch(cfg, overrides, study, done, tracker, reconcile)  # local processes or Ray tasks: workers.py
+        rc = launch(cfg, overrides, study, done, tracker, reconcile)  # local processes or Ray tasks: launch.py
         finalize(study, tracker, parent, cfg)
         tracker.end_run(parent)
         if rc:

@@ -1,6 +1,5 @@
-"""Worker processes on one study: local ones (`make sweep WORKERS=n`: the cores split between them, a GPU each,
-round-robin, one progress bar) or Ray tasks (sweep.launcher=ray: ray_workers.py); URLs with passwords passed
-through the environment, never the command line."""
+"""Local worker processes on one study (`make sweep WORKERS=n`): the cores split between them, a GPU each
+(round-robin), URLs with passwords passed through the environment, one progress bar for all of them."""
 
 from __future__ import annotations
 
@@ -16,44 +15,12 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from sweep.config import ConfigError, gpu_list
 from sweep.search.loop import Stopped
 from sweep.search.pareto import front
 
 MANAGED_ENV = "SWEEP_MANAGED_WORKER"  # set for workers started by run_workers: the launcher finalizes
 FAULT_ENV = "SWEEP_FAULT_FILE"  # where a managed worker writes the line of the fault that stopped it (cli)
 SECRET_ENV = {"sweep.storage": "SWEEP_STORAGE", "tracking.tracking_uri": "MLFLOW_TRACKING_URI"}
-LAUNCHERS = ("local", "ray")
-
-
-def check_launcher(cfg) -> None:
-    """sweep.launcher and, for ray, its settings and Ray itself: one line before anything is opened."""
-    launcher = str(cfg.sweep.get("launcher", "local"))
-    if launcher not in LAUNCHERS:
-        raise ConfigError(f"sweep.launcher={launcher!r} is unknown: use local (this host) or ray (a Ray cluster)")
-    if launcher == "ray":
-        from sweep.search.ray_workers import import_ray, ray_settings
-
-        import_ray()
-        ray_settings(cfg)
-
-
-def launch(cfg, overrides: list[str], study: optuna.Study, done: int, tracker, reconcile) -> int:
-    """Run the study's trials in sweep.workers local processes, or in Ray tasks (sweep.launcher=ray, which ends
-    what a lost node left with `reconcile`). A worker stopped on a fault or killed: Stopped, resumable.
-    Returns the workers' highest exit status otherwise (0: all done)."""
-    workers, total = int(cfg.sweep.workers), cfg.sweep.get("total_trials")
-    if str(cfg.sweep.get("launcher", "local")) == "ray":
-        from sweep.search.ray_workers import run_ray_workers
-
-        rc = run_ray_workers(cfg, overrides, study, done, tracker, reconcile)
-    else:  # each worker stops once the study holds `total` complete trials
-        todo = max(0, int(total) - done) if total else int(cfg.sweep.n_trials) * workers
-        rc = run_workers(workers, overrides, study, todo, gpu_list(cfg.sweep.get("gpus")))
-    if rc == 1 or rc < 0:  # a worker stopped on a fault (its line is above) or was killed: resumable
-        why = f"was killed (signal {-rc})" if rc < 0 else "stopped (see its error above)"
-        raise Stopped(f"{workers} workers: a worker {why}: run the same command again to resume")
-    return rc
 
 
 def split_secrets(overrides: list[str]) -> tuple[list[str], dict[str, str]]:
