@@ -16,4 +16,4 @@ echo "fresh clone at $(git log --oneline -1)"
 mkdir -p data/gpu && cp "$CARRY" data/gpu/ && tar -C data/gpu -xJf data/gpu/carry.tar.xz
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site data/gpu/wheels/*.whl
 export PYTHONPATH=/tmp/site:$PWD/src
-make bench-gpu NO_VENV=1 PY=python3 ARGS="--minilm $PWD/data/gpu/minilm $ARGS"
+make bench-gpu NO_VENV=1 PY=python3 ARGS="--minilm $PWD/data/gpu/minilm ${OUT:+--json $OUT/bench.json} $ARGS"

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import ModernBertConfig
 
-from sweep.bench import gpu as bg
+from sweep.bench import gpu_harness as bg
 from sweep.models import finetune as ft
 
 

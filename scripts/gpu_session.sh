@@ -133,7 +133,8 @@ elif [ "$STAGE" = finetune ]; then
   log "(g) GPU memory used, max MiB: $(awk -F', ' 'NR>1{gsub(/ MiB/,"",$2); if($2>m)m=$2} END{print m}' "$R/smi.csv")"
 elif [ "$STAGE" = benchgpu ]; then
   V=${VARIANTS:-packed64k_compiled,packed64k_cudagraphs,packed64k_autotune,packed128k_compiled}
-  timed h_bench "$(cap 560 10)" $PY -m sweep.bench.gpu --skip-real --refs bf16 --models ModernBERT-base --variants "$V"
+  timed h_bench "$(cap 560 10)" $PY -m sweep.bench.gpu --skip-real --refs bf16 --models ModernBERT-base --variants "$V" \
+    --minilm "$PWD/$G/minilm" --json "$OUT/bench.json"
   lines "$R/h_bench.log" | sed -n '/^== sweep.bench.gpu/,$p' | tee -a "$R/session.log"
 elif [ "$STAGE" = head ]; then
   timed e_test "$(cap 120 200)" $PY -m pytest -q -m gpu tests/test_head.py tests/test_gpu_share.py -p no:cacheprovider

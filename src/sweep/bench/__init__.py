@@ -1,2 +1,2 @@
-"""Benchmarks: make bench (bench: harness vs naive at the same answer; cost: the cost grid and the timed
-sweep both run) and make bench-gpu (gpu: fine-tuning throughput vs the Hugging Face Trainer)."""
+"""Benchmarks: make bench (bench: harness vs naive at the same answer; ideas; cost: the cost grid) and make
+bench-gpu (gpu: its CLI; gpu_harness, gpu_trainer, gpu_real: the harness, the Trainer reference, real data)."""

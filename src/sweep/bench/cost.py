@@ -43,7 +43,8 @@ def timed_sweep(overrides: list[str], data_dir: str, trials: int, what: str) -> 
     """In a fresh temporary root (the data directory shared): time the first-run featurization, then a harness
     sweep of `trials` trials (study "bench", fresh Optuna journal and MLflow store)."""
     from sweep.cli import main as cli_main
-    from sweep.data.features import _MEMORY, featurize
+    from sweep.data.features import featurize
+    from sweep.memo import CACHE
     from sweep.search.storage import open_storage
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,7 +52,7 @@ def timed_sweep(overrides: list[str], data_dir: str, trials: int, what: str) -> 
         common = [*overrides, f"paths.root={root}", f"paths.data_dir={data_dir}", f"paths.cache_dir={root}/cache"]
         cfg = load_config(common)
         splits = load_splits(cfg.data, cfg.paths.data_dir)
-        _MEMORY.clear()
+        CACHE.clear("data.features.memory")  # time the featurization itself
         start = time.perf_counter()
         feats, _ = featurize(splits, cfg.model, cfg.paths.cache_dir)
         feat_s = time.perf_counter() - start
