@@ -21,6 +21,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
+from sweep.environment import env_tags
 from sweep.search.launch import check_launcher, launch
 from sweep.search.loop import fatal, run_trials
 from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
@@ -64,7 +65,8 @@ def ensure_parent(
         log.warning("parent run %s of study %s is gone from MLflow: starting a new one", run_id, study.study_name)
     run_id = tracker.start_run(
         study.study_name,
-        tags={"kind": "sweep", "study_name": study.study_name, "optuna_storage": redact(storage_location(cfg))},
+        tags={"kind": "sweep", "study_name": study.study_name, "optuna_storage": redact(storage_location(cfg))}
+        | env_tags(int(cfg.sweep.workers)),  # what this study ran on (environment.py); a resumed parent keeps its own
     )
     tracker.log_params(
         run_id,
