@@ -1,8 +1,10 @@
 """The meeting table (pareto_meeting.md / .csv) and the per-class table: one row per baseline and per front point,
-plain labels, the export's own numbers in %, names of the classes gained / lost, written atomically."""
+plain labels, the export's own numbers in % (as text with intervals in the Markdown, as numbers in the CSV),
+names of the classes gained / lost, written atomically."""
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -13,8 +15,10 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from sweep.cli import main
 from sweep.config import load_config
-from sweep.report.meeting import beaten_sentences, label, meeting_table, verdict, write_meeting
+from sweep.report.labels import label, verdict
+from sweep.report.meeting import meeting_table, write_meeting
 from sweep.report.per_class import most_changed
+from sweep.report.sentences import beaten_sentences
 from sweep.search.pareto import baseline_points, front
 from sweep.search.storage import open_storage
 
@@ -50,9 +54,20 @@ def exported(tmp_path_factory):
         "study": study,
         "client": client,
         "pareto": pd.read_csv(out, keep_default_na=False),
-        "meeting": pd.read_csv(root / "meet_meeting.csv", keep_default_na=False),
+        "meeting": pd.read_csv(root / "meet_meeting.csv"),
         "md": (root / "meet_meeting.md").read_text(),
+        "cells": _md_table((root / "meet_meeting.md").read_text()),
     }
+
+
+def _md_table(md: str) -> pd.DataFrame:
+    """The first GitHub table of a Markdown text, its cells split on unescaped | and unescaped."""
+    rows = [
+        [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        for line in md.splitlines()
+        if line.startswith("|")
+    ]
+    return pd.DataFrame(rows[2:], columns=rows[0])
 
 
 def _artifact(client, run_id: str, name: str):
@@ -78,8 +93,8 @@ def test_one_row_per_baseline_and_per_front_point_with_plain_labels(exported):
     baseline_trials = {t.number for t in named.values()}
     front_only = [t for t in front(study) if t.number not in baseline_trials]
     assert len(meeting) == 4 + len(front_only)
-    assert list(meeting["Model"][:4]) == ["majority class", "unweighted", "sqrt-inverse weights", "post-hoc tau 1"]
-    for t, model, kind in zip(front_only, meeting["Model"][4:], meeting["Kind"][4:], strict=False):
+    assert list(meeting["model"][:4]) == ["majority class", "unweighted", "sqrt-inverse weights", "post-hoc tau 1"]
+    for t, model, kind in zip(front_only, meeting["model"][4:], meeting["kind"][4:], strict=False):
         assert f"trial {t.number}" in kind
         c = t.user_attrs["config"]
         assert (
@@ -94,74 +109,99 @@ def test_one_row_per_baseline_and_per_front_point_with_plain_labels(exported):
             )
             or "unweighted"
         )
-    assert list(meeting["Beats unweighted beyond noise?"])[1] == "reference"
+    assert list(meeting["verdict"])[1] == "reference"
     assert not any("micro" in c.lower() for c in meeting.columns)  # micro-F1 is accuracy: shown once
-    # the markdown is one GitHub table with the same cells
+    # the markdown is one GitHub table with the same rows
     rows = [line for line in exported["md"].splitlines() if line.startswith("|")]
     assert len(rows) == 2 + len(meeting) and rows[1].startswith("|:")
-    for line, model in zip(rows[2:], meeting["Model"], strict=True):
-        assert line.split("|")[1].strip() == model
+    assert list(exported["cells"]["Model"]) == list(meeting["model"])
+    assert list(exported["cells"]["Beats unweighted beyond noise?"]) == list(meeting["verdict"])
     assert exported["md"] in exported["stdout"]  # printed by export
+
+
+def test_the_csv_has_the_exports_numbers_as_numbers_and_the_markdown_the_same_as_text(exported):
+    meeting, pareto, cells = exported["meeting"], exported["pareto"], exported["cells"]
+    text = (exported["root"] / "meet_meeting.csv").read_text()
+    assert "[" not in text  # no bracketed intervals: every estimate and bound is a number in its own column
+    by_trial = {int(r.trial): r for r in pareto.itertuples()}
+    figures = {
+        "test_accuracy_pct": "Test accuracy % [95% CI]",
+        "test_macro_f1_pct": "Test macro-F1 % [95% CI]",
+        "delta_test_accuracy_points": "Accuracy vs unweighted, points [95% CI]",
+        "delta_test_macro_f1_points": "Macro-F1 vs unweighted, points [95% CI]",
+    }
+    for column in figures:
+        for suffix in ("", "_low", "_high"):
+            assert pd.api.types.is_float_dtype(meeting[column + suffix]), column + suffix
+    scored = 0
+    for r, shown in zip(meeting.itertuples(), cells.itertuples(), strict=True):
+        m = re.search(r"trial (\d+)", r.kind)
+        if m and int(m.group(1)) in by_trial:
+            p = by_trial[int(m.group(1))]
+            for name in ("test_accuracy", "test_macro_f1", "delta_test_accuracy"):
+                for suffix, bound in (("", ""), ("_low", "_ci_low"), ("_high", "_ci_high")):
+                    unit = "points" if name.startswith("delta") else "pct"
+                    got = getattr(r, f"{name}_{unit}{suffix}")
+                    assert got == pytest.approx(100 * getattr(p, name + bound), abs=0.006)
+            scored += 1
+        for column, header in figures.items():  # the Markdown cell: the same numbers, rounded, as text
+            said = cells.loc[shown.Index, header]
+            if said == "0.0 (reference)":
+                continue
+            want = [getattr(r, column + s) for s in ("", "_low", "_high")]
+            assert _cell(said) == pytest.approx(want, abs=0.051)
+    assert scored == len(pareto)
 
 
 def test_the_cells_are_the_exports_numbers_and_match_scikit_learn(exported):
     meeting, pareto, client, study = exported["meeting"], exported["pareto"], exported["client"], exported["study"]
-    by_trial = {int(r.trial): r for r in pareto.itertuples()}
-    for kind, acc, f1, d_acc in zip(
-        meeting["Kind"],
-        meeting["Test accuracy % [95% CI]"],
-        meeting["Test macro-F1 % [95% CI]"],
-        meeting["Accuracy vs unweighted, points [95% CI]"],
-        strict=True,
-    ):
-        m = re.search(r"trial (\d+)", kind)
-        if not m or int(m.group(1)) not in by_trial:
-            continue
-        r = by_trial[int(m.group(1))]
-        assert _cell(acc) == pytest.approx(
-            (100 * r.test_accuracy, 100 * r.test_accuracy_ci_low, 100 * r.test_accuracy_ci_high), abs=0.051
-        )
-        assert _cell(f1) == pytest.approx(
-            (100 * r.test_macro_f1, 100 * r.test_macro_f1_ci_low, 100 * r.test_macro_f1_ci_high), abs=0.051
-        )
-        if d_acc != "0.0 (reference)":  # the reference itself on the front
-            assert _cell(d_acc)[0] == pytest.approx(100 * r.delta_test_accuracy, abs=0.051)
+    cells = exported["cells"]
     # independent of the export: scikit-learn on the logged predictions of the sqrt-inverse baseline, and the
     # majority class as the share of the largest training class in the test split
     t = baseline_points(study)["sqrt_inverse"]
     y, p = _artifact(client, t.user_attrs["mlflow_run_id"], "predictions.npz")
     counts = _artifact(client, t.user_attrs["mlflow_run_id"], "classes.json")
-    rows = meeting.set_index("Model")
-    assert _cell(rows.loc["sqrt-inverse weights", "Test accuracy % [95% CI]"])[0] == pytest.approx(
+    rows, shown = meeting.set_index("model"), cells.set_index("Model")
+    assert rows.loc["sqrt-inverse weights", "test_accuracy_pct"] == pytest.approx(100 * accuracy_score(y, p), abs=0.006)
+    assert rows.loc["sqrt-inverse weights", "test_macro_f1_pct"] == pytest.approx(
+        100 * f1_score(y, p, labels=range(len(counts)), average="macro", zero_division=0), abs=0.006
+    )
+    assert _cell(shown.loc["sqrt-inverse weights", "Test accuracy % [95% CI]"])[0] == pytest.approx(
         100 * accuracy_score(y, p), abs=0.051
     )
-    assert _cell(rows.loc["sqrt-inverse weights", "Test macro-F1 % [95% CI]"])[0] == pytest.approx(
-        100 * f1_score(y, p, labels=range(len(counts)), average="macro", zero_division=0), abs=0.051
-    )
     top = int(np.argmax(list(counts.values())))
-    assert _cell(rows.loc["majority class", "Test accuracy % [95% CI]"])[0] == pytest.approx(
-        100 * (y == top).mean(), abs=0.051
-    )
-    assert rows.loc["majority class", "Classes detected (F1 > 0) [95% CI]"] == f"1 of {len(counts)} [1, 1]"
-    assert rows.loc["majority class", "On the front in % of validation resamples"] == "n/a"
-    for kind, detected, share in zip(
-        meeting["Kind"],
-        meeting["Classes detected (F1 > 0) [95% CI]"],
-        meeting["On the front in % of validation resamples"],
+    assert rows.loc["majority class", "test_accuracy_pct"] == pytest.approx(100 * (y == top).mean(), abs=0.006)
+    assert shown.loc["majority class", "Classes detected (F1 > 0) [95% CI]"] == f"1 of {len(counts)} [1, 1]"
+    majority = rows.loc["majority class"]
+    assert [majority.classes_detected, majority.classes_detected_low, majority.classes_detected_high] == [1, 1, 1]
+    assert majority.n_classes == len(counts)
+    assert shown.loc["majority class", "On the front in % of validation resamples"] == "n/a"
+    assert pd.isna(majority.p_front_pct)  # no p_front: an empty cell, not a word, in the CSV
+    by_trial = {int(r.trial): r for r in pareto.itertuples()}
+    for r, detected, share in zip(
+        meeting.itertuples(),
+        cells["Classes detected (F1 > 0) [95% CI]"],
+        cells["On the front in % of validation resamples"],
         strict=True,
     ):
-        m = re.search(r"trial (\d+)", kind)
+        m = re.search(r"trial (\d+)", r.kind)
         if m and int(m.group(1)) in by_trial:
-            r = by_trial[int(m.group(1))]
-            low, high = int(r.test_coverage_ci_low), int(r.test_coverage_ci_high)
-            assert detected == f"{int(r.test_coverage)} of {len(counts)} [{low}, {high}]"
-            assert share == f"{100 * r.p_front:.0f}"
-    assert rows.loc["unweighted", "Accuracy vs unweighted, points [95% CI]"] == "0.0 (reference)"
+            p = by_trial[int(m.group(1))]
+            low, high = int(p.test_coverage_ci_low), int(p.test_coverage_ci_high)
+            assert detected == f"{int(p.test_coverage)} of {len(counts)} [{low}, {high}]"
+            assert (r.classes_detected, r.classes_detected_low, r.classes_detected_high) == (
+                int(p.test_coverage),
+                low,
+                high,
+            )
+            assert share == f"{100 * p.p_front:.0f}" and r.p_front_pct == pytest.approx(100 * p.p_front, abs=0.051)
+    assert shown.loc["unweighted", "Accuracy vs unweighted, points [95% CI]"] == "0.0 (reference)"
+    assert rows.loc["unweighted", "delta_test_accuracy_points"] == 0.0
 
 
 def test_the_verdict_agrees_with_the_paired_intervals_in_the_csv(exported):
     meeting, pareto = exported["meeting"], exported["pareto"]
-    verdicts = dict(zip(meeting["Kind"], meeting["Beats unweighted beyond noise?"], strict=True))
+    verdicts = dict(zip(meeting["kind"], meeting["verdict"], strict=True))
     for r in pareto.itertuples():
         said = next((v for k, v in verdicts.items() if re.search(rf"trial {r.trial}\b", k)), None)
         if said in (None, "reference"):  # the reference itself on the front
@@ -175,7 +215,7 @@ def test_the_verdict_agrees_with_the_paired_intervals_in_the_csv(exported):
 
 
 def test_the_footnotes_name_the_classes_gained_and_lost(exported):
-    meeting, md, client, study = exported["meeting"], exported["md"], exported["client"], exported["study"]
+    cells, md, client, study = exported["cells"], exported["md"], exported["client"], exported["study"]
     ref = baseline_points(study)["unweighted"]
     y, p = _artifact(client, ref.user_attrs["mlflow_run_id"], "predictions.npz")
     counts = _artifact(client, ref.user_attrs["mlflow_run_id"], "classes.json")
@@ -183,7 +223,7 @@ def test_the_footnotes_name_the_classes_gained_and_lost(exported):
     ref_f1 = f1_score(y, p, labels=range(len(names)), average=None, zero_division=0)
     top = int(np.argmax(list(counts.values())))
     lost = [names[i] for i in range(len(names)) if ref_f1[i] > 0 and i != top]  # what the majority class loses
-    cell = meeting.set_index("Model").loc["majority class", "Classes gained / lost"]
+    cell = cells.set_index("Model").loc["majority class", "Classes gained / lost"]
     number = re.fullmatch(rf"0 / {len(lost)} \[(\d+)\]", cell).group(1)
     note = next(line for line in md.splitlines() if line.startswith(f"[{number}] majority class:"))
     assert note.strip() == f"[{number}] majority class: gained none. Lost {'; '.join(lost)}."
@@ -254,11 +294,15 @@ def test_the_meeting_files_are_written_atomically(tmp_path, monkeypatch):
     )
     (tmp_path / "pareto_meeting.csv").write_text("the previous export\n")
 
-    def broken(self, path, *args, **kwargs):
-        open(path, "w").write("Model,Ki")  # half a file, then the disk fills up
+    write_text = Path.write_text
+
+    def broken(path, *args, **kwargs):
+        if ".csv." not in path.name:  # the Markdown is written; then the CSV's temporary file fills the disk
+            return write_text(path, *args, **kwargs)
+        open(path, "w").write("model,ki")  # half a file, then the disk fills up
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    monkeypatch.setattr(Path, "write_text", broken)
     with pytest.raises(OSError, match="No space"):
         write_meeting(front_rows, pd.DataFrame(), tmp_path / "pareto.csv")
     assert (tmp_path / "pareto_meeting.csv").read_text() == "the previous export\n"  # untouched, not half-written
@@ -269,7 +313,14 @@ def test_the_meeting_files_are_written_atomically(tmp_path, monkeypatch):
     assert (
         "hold the train / validation split fixed" in text and "seeds=5" in text
     )  # what the intervals do not cover, said under them
-    assert "80.0 [78.0, 82.0]" in files[1].read_text()
+    assert "80.0 [78.0, 82.0]" in text
+    assert pd.read_csv(files[1]).loc[
+        0, ["test_accuracy_pct", "test_accuracy_pct_low", "test_accuracy_pct_high"]
+    ].tolist() == [
+        80.0,
+        78.0,
+        82.0,
+    ]
 
 
 def test_labels_and_verdicts_in_words():
@@ -376,7 +427,7 @@ def test_the_lines_under_the_table_say_which_bootstrap_which_mix_and_which_trial
         "uniform",
         "2 trials off the front are statistically tied with it.",
     )
-    cells = pd.read_csv(files[1])
+    cells = _md_table(text)
     assert list(cells.columns[2:6]) == [
         "Test accuracy % [95% CI]",
         "Test macro-F1 % [95% CI]",
@@ -384,7 +435,30 @@ def test_the_lines_under_the_table_say_which_bootstrap_which_mix_and_which_trial
         "Macro-F1 % on the uniform mix [95% CI]",
     ]
     assert cells["Classes detected (F1 > 0) [95% CI]"][0] == "7 of 8 [5, 8]"
-    assert cells["On the front in % of validation resamples"][0] == 91
+    assert cells["On the front in % of validation resamples"][0] == "91"
+    numbers = pd.read_csv(files[1])
+    assert list(numbers.columns[2:8]) == [
+        "test_accuracy_pct",
+        "test_accuracy_pct_low",
+        "test_accuracy_pct_high",
+        "test_macro_f1_pct",
+        "test_macro_f1_pct_low",
+        "test_macro_f1_pct_high",
+    ]
+    assert numbers.loc[0, ["deploy_accuracy_pct", "deploy_accuracy_pct_low", "deploy_accuracy_pct_high"]].tolist() == [
+        80.0,
+        70.0,
+        90.0,
+    ]
+    assert numbers.loc[
+        0, ["classes_detected", "classes_detected_low", "classes_detected_high", "n_classes"]
+    ].tolist() == [
+        7,
+        5,
+        8,
+        8,
+    ]
+    assert numbers.loc[0, "p_front_pct"] == 91.4
     assert "on the natural and the uniform class mix" in text.splitlines()[0]
     assert "stratified bootstrap" in text and "understate tiny-class noise" in text
     assert "share_uniform(class) / share_test(class)" in text

@@ -20,6 +20,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from sweep import __version__
+from sweep.files import frame_csv
 from sweep.memo import CACHE
 from sweep.retry import Retried, Retrying
 
@@ -234,7 +235,7 @@ class Tracker:
         self.log_batch(run_id, tags=tags)
 
     def log_table(self, run_id: str, df: pd.DataFrame, path: str) -> None:
-        self.client.log_text(run_id, df.to_csv(index=False, float_format="%.4f"), path)
+        self.client.log_text(run_id, frame_csv(df, "%.4f"), path)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
@@ -267,7 +268,7 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
         folder = Path(tmp)
         for split, table in result.per_class.items():
             if test_metrics or split != "test":
-                table.to_csv(folder / f"per_class_{split}.csv", index=False, float_format="%.4f")
+                (folder / f"per_class_{split}.csv").write_text(frame_csv(table, "%.4f"), encoding="utf-8")
         if result.predictions:  # what the export re-scores (bootstrap intervals, classes gained and lost)
             np.savez_compressed(
                 folder / "predictions.npz",
@@ -275,7 +276,7 @@ def log_result(tracker: Tracker, run_id: str, cfg: DictConfig, result, test_metr
                 **{f"{s}_true": splits.labels[s].astype(np.int16) for s in result.predictions},
             )
         if curve is not None:
-            curve.to_csv(folder / "tau_curve.csv", index=False, float_format="%.4f")
+            (folder / "tau_curve.csv").write_text(frame_csv(curve, "%.4f"), encoding="utf-8")
         counts = dict(zip(splits.class_names, splits.train_counts.tolist(), strict=True))
         classes = {
             "train_class_counts": counts,

@@ -11,6 +11,7 @@ import optuna
 import pandas as pd
 
 from sweep.models.metrics import bootstrap, evaluate
+from sweep.report.columns import TIED
 from sweep.report.table import load_predictions
 from sweep.search.objective import OBJECTIVES
 from sweep.search.pareto import candidates, front, p_front
@@ -90,8 +91,7 @@ def tied_trials(study: optuna.Study, noise: FrontNoise, threshold: float) -> pd.
                 "mlflow_run_id": t.user_attrs.get("mlflow_run_id", ""),
             }
         )
-    columns = ["trial", "p_front", "alpha", "posthoc_tau", "loss", "val_accuracy", "val_macro_f1", "mlflow_run_id"]
-    table = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(k for r in rows for k in r)])))
+    table = pd.DataFrame(rows, columns=list(dict.fromkeys([*TIED, *(k for r in rows for k in r)])))
     return table.sort_values(["p_front", "trial"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from sweep.files import markdown_table, md_text, write_atomic, write_csv
 from sweep.models.metrics import per_class_f1
+from sweep.report.columns import REPORT
 from sweep.report.deploy import ADJUSTED
-from sweep.report.meeting import LABELS, meeting_rows
+from sweep.report.labels import LABELS, meeting_rows
 from sweep.report.per_class import most_changed, per_class_table
 from sweep.report.plots import plot_front, plot_per_class
-from sweep.report.table import load_predictions, write_atomic
+from sweep.report.table import load_predictions
 from sweep.search.pareto import reference_trial
 
 
@@ -42,9 +44,12 @@ def statements(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_csv(table: pd.DataFrame, path: Path) -> Path:
-    """Write to a temporary file beside the target, then rename: never a half-written CSV."""
-    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False))
+def write_per_class(folder: Path, reference: dict, points: dict[str, dict]) -> tuple[list[Path], str]:
+    """per_class.md and per_class.csv in `folder` (per_class.per_class_table of the reference's and each
+    point's logged predictions, label -> predictions); returns the files and the Markdown table."""
+    table = per_class_table(reference, points)
+    text = markdown_table(table, floatfmt=".2f")
+    return [write_atomic(folder / "per_class.md", text), write_csv(table, folder / "per_class.csv")], text
 
 
 def unique_labels(labels: dict[int, str]) -> dict[int, str]:
@@ -139,7 +144,7 @@ def write_report(
     ref_pred = load_predictions(client, ref.user_attrs.get("mlflow_run_id", "")) if ref else None
     ref_f1 = per_class_f1(ref_pred) if ref_pred is not None else None
     lines = [
-        f"# Pareto front of study `{study.study_name}`",
+        f"# Pareto front of study `{md_text(study.study_name)}`",
         "",
         "Chosen on validation; every point re-scored on the held-out test split (from the predictions each "
         "trial logged) with 95% bootstrap intervals. `within_noise`: the paired interval of the "
@@ -157,49 +162,14 @@ def write_report(
     said = statements(table)
     if said:
         lines += ["## On test, in words", "", *[f"- {s}" for s in said], ""]
-    cols = [
-        c
-        for c in (
-            "trial",
-            "alpha",
-            "tau",
-            "posthoc_tau",
-            "test_accuracy",
-            "test_accuracy_ci_low",
-            "test_accuracy_ci_high",
-            "test_macro_f1",
-            "test_macro_f1_ci_low",
-            "test_macro_f1_ci_high",
-            "delta_test_accuracy",
-            "delta_test_macro_f1",
-            "within_noise",
-            "delta_head_accuracy",
-            "delta_head_macro_f1",
-            "delta_tail_accuracy",
-            "delta_tail_macro_f1",
-            "zero_f1_classes",
-            "test_coverage",
-            "p_front",
-            "deploy_accuracy",
-            "deploy_macro_f1",
-            "classes_gained",
-            "classes_lost",
-            "beats_beyond_noise",
-            "beaten_by_baseline",
-            "mlflow_run_id",
-        )
-        if c in table.columns
-    ]
-    lines += [table[cols].to_markdown(index=False), ""]
+    cols = [c for c in REPORT if c in table.columns]
+    lines += [markdown_table(table[cols]), ""]
     if tied is not None and not tied.empty:
-        lines += ["## Trials tied with the front (validation)", "", tied.to_markdown(index=False), ""]
+        lines += ["## Trials tied with the front (validation)", "", markdown_table(tied), ""]
     preds = {int(r.trial): p for r in table.itertuples() if (p := load_predictions(client, r.mlflow_run_id))}
     if ref_pred is not None:
-        others = {names[t]: p for t, p in preds.items() if t != ref.number}
-        per_class = per_class_table(ref_pred, others)
-        text = per_class.to_markdown(index=False, floatfmt=".2f")
-        md = write_atomic(folder / "per_class.md", lambda tmp: tmp.write_text(text))
-        files += [md, write_csv(per_class, folder / "per_class.csv")]
+        written, text = write_per_class(folder, ref_pred, {names[t]: p for t, p in preds.items() if t != ref.number})
+        files += written
         lines += [
             "## Per class, largest training count first",
             "",
@@ -226,12 +196,12 @@ def write_report(
         client.log_artifact(r.mlflow_run_id, str(png))
         files.append(png)
         lines += [
-            f"## Trial {r.trial}: {names[int(r.trial)]}",
+            f"## Trial {r.trial}: {md_text(names[int(r.trial)])}",
             "",
             f"![per-class F1 of trial {r.trial}]({png.name})",
             "",
         ]
-    report = write_atomic(folder / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
+    report = write_atomic(folder / "report.md", "\n".join(lines))
     return [report, *files]
 
 

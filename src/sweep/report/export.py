@@ -11,43 +11,22 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
-from sweep.environment import env_warning
+from sweep.files import write_csv
+from sweep.report.columns import PRINTED
 from sweep.report.confidence import front_noise, tied_sentence, tied_trials
 from sweep.report.dense import with_dense
 from sweep.report.deploy import ADJUSTED, adjusted_point, deploy_mix
-from sweep.report.document import statements, write_csv, write_report
+from sweep.report.document import statements, write_report
 from sweep.report.links import link_or_reason
-from sweep.report.meeting import context_lines, write_meeting
+from sweep.report.meeting import write_meeting
 from sweep.report.reseed import resplit_reseed
+from sweep.report.sentences import context_lines
 from sweep.report.table import load_predictions, scored_tables
 from sweep.search.pareto import no_front_reason, reference_trial
 from sweep.search.storage import load_study, running_warning
 from sweep.tracking import open_client
 
 ARGS = ("study", "out", "seeds", "n_boot", "bootstrap", "deploy_prior", "dense")
-SHOWN = (
-    "trial",
-    "alpha",
-    "posthoc_tau",
-    "tau",
-    "val_accuracy",
-    "val_macro_f1",
-    "p_front",
-    "test_accuracy",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "test_macro_f1",
-    "test_macro_f1_ci_low",
-    "test_macro_f1_ci_high",
-    "test_coverage",
-    "test_coverage_ci_low",
-    "test_coverage_ci_high",
-    "deploy_accuracy",
-    "deploy_macro_f1",
-    "within_noise",
-    "classes_gained",
-    "classes_lost",
-)
 
 
 def _deployment(study, client, text: str | None) -> tuple[np.ndarray | None, str | None, dict]:
@@ -115,15 +94,13 @@ def export_command(argv: list[str]) -> None:
         lines += said_dense
     files = write_report(study, table, client, report, baselines, p_front, mix, tied, lines)
     parent = study.user_attrs.get("mlflow_parent_run_id")
-    if parent and (changed := env_warning(client.get_run(parent).data.tags)):  # packages, CPU, threads, GPU
-        print(changed, file=sys.stderr)
     if parent:
         for f in [out, *written, *meeting, *files]:
             client.log_artifact(parent, str(f), "export")
     what = f"{len(table)} Pareto-optimal trials of study {study.study_name!r}"
     print(f"wrote {out} ({what}), {', '.join(f.name for f in written)} and {report}/report.md")
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 40):
-        print(table[[c for c in SHOWN if c in table]].to_string(index=False))
+        print(table[[c for c in PRINTED if c in table]].to_string(index=False))
         print(f"\n{said_tied}")
         if not tied.empty:
             print(tied.drop(columns="mlflow_run_id").head(20).to_string(index=False))

@@ -5,9 +5,7 @@ split's own class mix and, with a deployment mix, re-weighted to it."""
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Hashable
-from pathlib import Path
+from collections.abc import Hashable
 
 import numpy as np
 import optuna
@@ -29,19 +27,11 @@ from sweep.models.metrics import (
     per_class_f1,
     point_scores,
 )
+from sweep.report.columns import TEST
 from sweep.search.pareto import baseline_points, front, reference_trial
 
 log = logging.getLogger(__name__)
 MAJORITY = "majority_class"  # the baseline every study has: computed here, not a trial
-TEST_COLUMNS = (
-    "test_accuracy",
-    "test_macro_f1",
-    "test_balanced_accuracy",
-    "zero_f1_classes",
-    "test_coverage",
-    "delta_test_accuracy",
-    "delta_test_macro_f1",
-)
 
 
 def _basic_row(t) -> dict:
@@ -76,19 +66,6 @@ def load_predictions(client, run_id: str, split: str = "test") -> dict | None:
     except Exception:  # noqa: BLE001 - a run without these artifacts (older or failed): no test figures for it
         return None
     return {"y": y, "pred": pred, "names": list(counts), "counts": np.array(list(counts.values()))}
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """`write(tmp)` to a temporary file beside the target, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def decision_columns(
@@ -211,7 +188,7 @@ def scored_tables(
     table = pd.DataFrame([_basic_row(t) for t in best])
     if table.empty:
         return table, pd.DataFrame()
-    first = [*table.columns, *TEST_COLUMNS]  # the study's own columns, then the test figures, then the rest
+    first = [*table.columns, *TEST]  # the study's own columns, then the test figures, then the rest
     columns, base = {}, pd.DataFrame()
     if client is not None:
         points, baselines, ref = _scored_points(study, client, best)
@@ -230,7 +207,7 @@ def scored_tables(
     if columns:
         front_rows = {k: v for k, v in columns.items() if k in set(table["trial"])}
         table = table.join(pd.DataFrame.from_dict(front_rows, orient="index"), on="trial")
-    for c in TEST_COLUMNS:
+    for c in TEST:
         if c not in table:
             table[c] = np.nan
     table = table[first + [c for c in table.columns if c not in first]]
