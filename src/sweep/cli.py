@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             splits = load_splits(cfg.data, cfg.paths.data_dir)
             print(f"{cfg.data.name}: {splits.info}, {splits.num_classes} classes, fingerprint {splits.fingerprint}")
         else:
+            if command in ("export", "pick"):  # their own key=value arguments, checked before any study is read
+                from sweep.config import command_args
+
+                command_args(command, rest)
             module = __import__(f"sweep.{MODULES[command]}", fromlist=["main"])
             returned = getattr(module, f"{command}_command")(rest)
             if command in ("pick", "bench"):  # 1: no point meets the constraint / a bench check failed

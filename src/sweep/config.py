@@ -1,5 +1,5 @@
-"""Compose and validate the Hydra config: every bad value fails here, in one line, before any work.
-Also the command-line split (own key=value vs Hydra overrides) and the dotted keys of the sweep syntax."""
+"""Compose and validate the Hydra config: every bad value fails here (validate, against schema/), in one line,
+before any work. Also the command-line split (own key=value vs Hydra overrides) and the sweep syntax's keys."""
 
 from __future__ import annotations
 
@@ -9,27 +9,34 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from sweep.memo import CACHE
+from sweep.schema.build import ConfigError
+from sweep.schema.build import missing_key as _missing
+from sweep.schema.commands import command_config, keys
+from sweep.schema.data import SOURCES  # noqa: F401 - re-exported
+from sweep.schema.model import KINDS as MODEL_KINDS  # noqa: F401 - re-exported
+from sweep.schema.model import DecoupledModel
+from sweep.schema.study import ALPHA_RANGE, SAMPLERS, TAU_RANGE, Config, gpu_list  # noqa: F401 - re-exported
+from sweep.schema.study import config as typed_config
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-ALPHA_RANGE = (0.0, 2.0)
-TAU_RANGE = (0.0, 5.0)
-SAMPLERS = ("tpe", "nsga2", "random")
-SOURCES = ("cfpb_sample", "csv", "hf", "synthetic")
-MODEL_KINDS = ("head", "finetune", "logits")
 GROUPS = ("data", "model", "weighting", "loss", "sweep", "tracking", "paths", "seed", "task_name")  # top-level keys
-
-
-class ConfigError(ValueError):
-    """A bad config value or override; the message names the value and the fix."""
+MISSING_KEY = (ConfigAttributeError, ConfigKeyError)
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def plain(node, resolve: bool = True):
+    """A DictConfig / ListConfig as plain dicts and lists (interpolations resolved unless resolve=False); any
+    other value as it is. The one place the config becomes plain containers."""
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=resolve)
+    return node
 
 
 def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> DictConfig:
@@ -53,16 +60,9 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> 
     return cfg
 
 
-MISSING_KEY = (ConfigAttributeError, ConfigKeyError)
-
-
 def missing_key(exc: BaseException) -> ConfigError:
     """The one line for a config key that is not there (deleted with ~, or never set), naming it."""
-    key = getattr(exc, "full_key", None) or _first_line(exc)
-    return ConfigError(
-        f"{key} is missing from the composed config (deleted with ~{key}?): put it back, e.g. drop the "
-        "~ override, or set it as conf/ has it (python -m sweep --help lists the groups)"
-    )
+    return _missing(getattr(exc, "full_key", None) or _first_line(exc))
 
 
 def _model_sweep(cfg: DictConfig, overrides: Sequence[str]) -> None:
@@ -72,7 +72,7 @@ def _model_sweep(cfg: DictConfig, overrides: Sequence[str]) -> None:
         names = [(o.lstrip("+~").partition("=")[0], o.startswith("~")) for o in overrides]
         if any(name == f"sweep.{key}" for name, _ in names):  # replaced whole on the command line: that wins
             continue
-        node = OmegaConf.create(OmegaConf.to_container(own, resolve=False))
+        node = OmegaConf.create(plain(own, resolve=False))
         for name, deleted in names:
             if not name.startswith(f"sweep.{key}."):
                 continue
@@ -98,7 +98,7 @@ def _check_fixed_logits(cfg: DictConfig) -> None:
         )
     if cfg.loss.name == "logit_adjusted":
         raise ConfigError(f"loss=logit_adjusted with model={name}: a training tau needs training; use loss=ce")
-    searched = dotted(OmegaConf.to_container(cfg.sweep.get("params") or {}, resolve=True))
+    searched = dotted(plain(cfg.sweep.get("params") or {}))
     trained = [k for k in searched if k.split(".")[0] in ("weighting", "loss", "model") and k != "loss.posthoc_tau"]
     if trained:
         raise ConfigError(
@@ -136,6 +136,8 @@ def _options_hint(conf_dir: Path, exc: BaseException) -> str:
 
     if "requires --multirun" in str(exc):
         return "quote the search range so Hydra keeps it as text: 'sweep.params.weighting.alpha=\"interval(0,1)\"'"
+    if m := re.search(r"Could not override '([\w.]+)'", str(exc)):
+        return f"to add a key the config does not have, write ++{m.group(1)}=...; or pick the option that has it"
     m = re.search(r"Could not find '(\w+)/", str(exc))
     if m and (conf_dir / m.group(1)).is_dir():
         names = sorted(p.stem for p in (conf_dir / m.group(1)).glob("*.yaml"))
@@ -143,111 +145,56 @@ def _options_hint(conf_dir: Path, exc: BaseException) -> str:
     return "see the options under conf/, e.g. model=tfidf_linear weighting.alpha=0.5"
 
 
-def _check_range(name: str, value, lo: float, hi: float, hi_open: bool = False) -> None:
+def validate(cfg: DictConfig, resolve: bool = True) -> Config:
+    """Check every value a run depends on against schema/ and return the typed config; raise ConfigError naming
+    the bad value and the fix. resolve=False skips the missing-value check (for a trial's copy of an already
+    validated config)."""
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a number: give a value in [{lo}, {hi}]") from None
-    if not (lo <= v < hi if hi_open else lo <= v <= hi):
-        bracket = ")" if hi_open else "]"
-        raise ConfigError(f"{name}={v} is outside the allowed range [{lo}, {hi}{bracket}: pick a value inside it")
-
-
-def _check_positive(name: str, value, fix: str) -> None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a number: {fix}") from None
-    if not (v > 0 and v < float("inf")):
-        raise ConfigError(f"{name}={v} must be > 0: {fix}")
-
-
-def validate(cfg: DictConfig, resolve: bool = True) -> None:
-    """Check every value a run depends on; raise ConfigError naming the bad value and the fix. resolve=False
-    skips the interpolation and missing-value check (for a trial's copy of an already validated config)."""
-    missing = []
-    try:
-        if resolve:
-            OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
-            missing = sorted(OmegaConf.missing_keys(cfg))
+        node = plain(cfg)  # resolves every interpolation: a bad one fails here
+        missing = sorted(OmegaConf.missing_keys(cfg)) if resolve else []
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config does not resolve: {_first_line(exc)}") from None
     if missing:
         raise ConfigError(
             f"required config value(s) not set: {', '.join(missing)} (set them as overrides, e.g. {missing[0]}=...)"
         )
-    if cfg.data.source not in SOURCES:
-        raise ConfigError(f"data.source={cfg.data.source!r} is unknown: use one of {', '.join(SOURCES)}")
-    for key in ("val_fraction", "test_fraction"):
-        _check_range(f"data.{key}", cfg.data.get(key, 0.1), 0.01, 0.5)
-    if cfg.data.get("imbalance_ratio") is not None:
-        _check_range("data.imbalance_ratio", cfg.data.imbalance_ratio, 1.0, 1e6)
-    if cfg.data.get("small_classes", "drop") not in ("drop", "merge"):
-        raise ConfigError(f"data.small_classes={cfg.data.small_classes!r} is unknown: use drop or merge")
-    if cfg.model.get("kind") not in MODEL_KINDS:
-        raise ConfigError(f"model.kind={cfg.model.get('kind')!r} is unknown: use one of {', '.join(MODEL_KINDS)}")
-    if cfg.model.kind == "head":
-        _check_positive(
-            "model.head.l2",
-            cfg.model.head.l2,
-            "an unpenalized head on separable features has no "
-            "optimum; use e.g. 1e-5 (`make l2` chooses it on validation)",
-        )
-        _check_positive("model.head.gtol", cfg.model.head.get("gtol"), "use e.g. 1e-6")
-        _check_range("model.head.max_iter", cfg.model.head.max_iter, 1, 100_000)
-    scheme = cfg.weighting.scheme
-    if scheme == "power":
-        _check_range("weighting.alpha", cfg.weighting.alpha, *ALPHA_RANGE)
-    elif scheme == "effective_number":
-        _check_range("weighting.beta", cfg.weighting.beta, 0.0, 1.0, hi_open=True)
-    elif scheme != "none":
-        raise ConfigError(f"weighting.scheme={scheme!r} is unknown: use weighting=none, power or effective_number")
-    if cfg.loss.name not in ("ce", "logit_adjusted"):
-        raise ConfigError(f"loss.name={cfg.loss.name!r} is unknown: use loss=ce or loss=logit_adjusted")
-    if cfg.loss.name == "logit_adjusted":
-        _check_range("loss.tau", cfg.loss.tau, *TAU_RANGE)
-    _check_range("loss.posthoc_tau", cfg.loss.get("posthoc_tau", 0.0), *TAU_RANGE)
-    if cfg.model.kind == "logits":
+    typed = typed_config(node)
+    if typed.model.kind == "finetune" or isinstance(typed.model, DecoupledModel):
+        _check_finetune(node["model"])
+    if typed.model.kind == "logits":
         _check_fixed_logits(cfg)
-    if cfg.sweep.sampler not in SAMPLERS:
-        raise ConfigError(f"sweep.sampler={cfg.sweep.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
-    folds = cfg.sweep.get("cv_folds", 1)
-    _check_range("sweep.cv_folds", folds, 1, 20)
-    if int(folds) > 1 and cfg.model.kind != "head":
+    if typed.sweep.cv_folds > 1 and typed.model.kind != "head":
         raise ConfigError(
-            f"sweep.cv_folds={folds} needs a head model (tfidf_linear, minilm_head): a fine-tune "
+            f"sweep.cv_folds={typed.sweep.cv_folds} needs a head model (tfidf_linear, minilm_head): a fine-tune "
             "per fold per trial is too costly; use sweep.cv_folds=1"
         )
-    ints = {"sweep.n_trials": 0, "sweep.workers": 1, "sweep.total_trials": 0, "seed": 0, "data.generator_seed": 0}
-    ints["sweep.max_failures_in_a_row"] = 0
-    optional = ("sweep.total_trials", "data.generator_seed", "sweep.max_failures_in_a_row")
-    for key, lo in ints.items():
-        _check_int(key, OmegaConf.select(cfg, key, default=None), lo, optional=key in optional)
-    for key in ("sweep.storage_retry_window_s", "tracking.retry_window_s", "sweep.heartbeat_interval"):
-        _check_range(key, OmegaConf.select(cfg, key, default=120), 0 if "retry" in key else 1, 86_400)
-    if int(cfg.sweep.workers) > 256:  # each is a process on this machine
-        raise ConfigError(f"sweep.workers={cfg.sweep.workers} is more than 256 local processes: use <= 256 per host")
-    gpu_list(cfg.sweep.get("gpus"))
+    return typed
 
 
-def _check_int(name: str, value, lo: int, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
-        raise ConfigError(f"{name}={value!r} is not a whole number: give one >= {lo}")
-    if int(value) < lo:
-        raise ConfigError(f"{name}={value} must be >= {lo}")
+def _check_finetune(model: dict) -> None:
+    """The fine-tune's own check (models/finetune/config.py: the GPU bench runs it bare) at load, not at trial
+    time: model.* of kind=finetune, or decoupled's model.finetune.* less its loss and seed (checked by schema/).
+    Imported here only: the fine-tune package loads torch and transformers."""
+    from sweep.models.finetune.config import resolve_cfg
+
+    stage = model["kind"] == "head"
+    own = ("weighting", "tau", "seed")
+    settings = {"name": "finetuned", **{k: v for k, v in model["finetune"].items() if k not in own}} if stage else model
+    try:
+        resolve_cfg(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("model.", "model.finetune.", 1) if stage else str(exc)) from None
 
 
-def gpu_list(value) -> list[str] | None:
-    """sweep.gpus as device ids: null (every visible GPU), 3, "0,1,2" or [0, 1, 2]."""
-    if value is None:
-        return None
-    items = list(value) if OmegaConf.is_list(value) or isinstance(value, list | tuple) else str(value).split(",")
-    ids = [str(i).strip() for i in items]
-    if not ids or not all(i.isdigit() for i in ids):
-        raise ConfigError(f"sweep.gpus={value!r} is not a list of GPU ids: use e.g. sweep.gpus=0,1,2,3 or null (all)")
-    return ids
+def typed(cfg: DictConfig) -> Config:
+    """The typed config of an already validated DictConfig (what a stage reads instead of loose keys)."""
+    return typed_config(plain(cfg))
+
+
+def command_args(command: str, argv: list[str]) -> tuple[object, list[str]]:
+    """export's / pick's own key=value arguments, checked (schema/commands.py), and the Hydra overrides."""
+    given, overrides = split_args(argv, keys(command))
+    return command_config(command, given), overrides
 
 
 def dotted(node, prefix: str = "") -> dict[str, object]:
