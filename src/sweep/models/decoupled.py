@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from sweep.data.features import NORMALIZE, cached, featurize
+from sweep.config import plain
+from sweep.data.features import cached, featurize
 from sweep.data.splits import Splits
 
 log = logging.getLogger(__name__)
@@ -57,16 +58,10 @@ def head_features(splits: Splits, model_cfg: DictConfig, cache_dir: str | Path) 
 
     features: finetuned fine-tunes model.finetune on first use (on the GPU if there is one) and caches the
     raw embeddings by data + every fine-tune setting (its loss and seed included); model.normalize is applied
-    after the cache, so changing it never fine-tunes again."""
+    after the cache, so changing it never fine-tunes again. Its keys were checked at load (config.validate)."""
     if model_cfg.features != "finetuned":
         return featurize(splits, model_cfg, cache_dir)
-    settings = OmegaConf.to_container(model_cfg.finetune, resolve=True)
-    missing = [k for k in ("pretrained", "weighting", "tau", "seed") if k not in settings]
-    if missing:
-        raise ValueError(f"model.finetune lacks {', '.join(missing)}: see conf/model/minilm_decoupled.yaml")
-    how = model_cfg.get("normalize", "l2")
-    if how not in NORMALIZE:
-        raise ValueError(f"model.normalize={how!r} is unknown: use one of {', '.join(NORMALIZE)}")
+    settings, how = plain(model_cfg.finetune), str(model_cfg.normalize)
 
     def build(s, settings):
         return finetuned_features(s, settings, cache_dir)

@@ -21,6 +21,7 @@ import torch
 from sweep.memo import CACHE
 from sweep.models.lbfgs import minimize
 from sweep.models.losses import LossSpec
+from sweep.schema.model import check_head
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,8 @@ class HeadFit:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if device.startswith("cuda") and not torch.cuda.is_available():  # its spelling: schema/model.py, at load
         raise ValueError(f"model.head.device={device} but torch sees no CUDA GPU: use device=auto or cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"model.head.device={device!r} is unknown: use auto, cpu or cuda")
     return torch.device(device)
 
 
@@ -158,8 +157,8 @@ def fit_head(
     y: np.ndarray,
     loss: LossSpec,
     l2: float,
-    gtol: float = 1e-5,
-    max_iter: int = 2000,
+    gtol: float = 1e-6,
+    max_iter: int = 3000,
     starts: list[tuple[str, np.ndarray, np.ndarray]] | None = None,
     device: str = "cpu",
     threads: int | None = None,
@@ -171,14 +170,9 @@ def fit_head(
     Convex, and strictly convex in W for l2 > 0; the bias is unpenalized and has one flat direction (adding
     a constant to every class's bias), which moves neither the logits' differences nor the predictions. The
     start point (the candidate in `starts` with the lowest objective, else zero) changes how fast a fit
-    converges, not where to."""
-    if not l2 > 0:
-        raise ValueError(
-            f"model.head.l2={l2} must be > 0: an unpenalized softmax head on separable "
-            "features has no optimum; use e.g. 1e-4 (see `make l2`)"
-        )
-    if not gtol > 0:
-        raise ValueError(f"model.head.gtol={gtol} must be > 0: use e.g. 1e-5")
+    converges, not where to. The defaults are conf/model/*.yaml's; l2 and gtol get the config's own check (a
+    caller with plain numbers, e.g. `make l2`'s grid, meets the same line as a bad model.head.l2)."""
+    check_head(l2, gtol)
     start = time.perf_counter()
     dev = resolve_device(device)
     shift = loss.tau * loss.log_prior  # the tau problem's optimum is the tau = 0 one, bias shifted by -shift

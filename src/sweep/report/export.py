@@ -60,13 +60,8 @@ def export_command(argv: list[str]) -> None:
     kind = args.get("bootstrap", "plain")
     if kind not in ("plain", "stratified"):
         raise ConfigError(f"bootstrap={kind!r} is unknown: use bootstrap=plain (the default) or bootstrap=stratified")
-    cfg = load_config(overrides)
-    front_boot, threshold = int(cfg.sweep.get("front_boot", 1000)), float(cfg.sweep.get("tied_p_front", 0.1))
-    if front_boot < 1 or not 0 < threshold <= 1:
-        raise ConfigError(
-            f"sweep.front_boot={front_boot} / sweep.tied_p_front={threshold}: give resamples >= 1 and a share "
-            "in (0, 1], e.g. sweep.front_boot=1000 sweep.tied_p_front=0.1"
-        )
+    cfg = load_config(overrides)  # sweep.front_boot >= 1 and sweep.tied_p_front in (0, 1]: checked there
+    front_boot, threshold = int(cfg.sweep.front_boot), float(cfg.sweep.tied_p_front)
     study = load_study(cfg, args.get("study"))
     client = open_client(str(cfg.tracking.tracking_uri))
     share, mix, extra = _deployment(study, client, args.get("deploy_prior"))
