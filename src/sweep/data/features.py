@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from omegaconf import DictConfig, OmegaConf
 
 from sweep.data.precomputed import file_settings, precomputed_features
-from sweep.data.splits import DataError, Splits
+from sweep.data.splits import Splits
 from sweep.memo import CACHE
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,7 @@ def featurize(splits: Splits, model_cfg: DictConfig, cache_dir: str | Path) -> t
     elif kind == "embeddings":
         settings, build = OmegaConf.to_container(model_cfg.encoder, resolve=True), embedding_features
     elif kind == "precomputed":  # the file's rows per split, normalized after the cache as fine-tuned features
-        how = str(model_cfg.get("normalize", "l2"))
-        if how not in NORMALIZE:
-            raise DataError(f"model.normalize={how!r} is unknown: use one of {', '.join(NORMALIZE)}")
+        how = str(model_cfg.normalize)  # one of NORMALIZE: checked at load (schema/model.py)
         build = lambda s, _settings: precomputed_features(s, model_cfg)  # noqa: E731 - settings: the key only
         return cached(kind, file_settings(model_cfg, splits), splits, cache_dir, build, how)
     elif kind == "finetuned":
