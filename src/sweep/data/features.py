@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweep.data.precomputed import file_settings, precomputed_features
 from sweep.data.splits import Splits
+from sweep.files import write_atomic
 from sweep.memo import CACHE
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,15 @@ def normalized(feats: dict[str, np.ndarray], how: str) -> dict[str, np.ndarray]:
 
 
 def _save(path: Path, feats: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    for name, m in feats.items():
-        if sp.issparse(m):
-            sp.save_npz(tmp / f"{name}.npz", m, compressed=False)
-        else:
-            np.save(tmp / f"{name}.npy", m)
-    os.replace(tmp, path)  # a directory rename: readers see all splits or none
+    def write(tmp: Path) -> None:
+        tmp.mkdir()
+        for name, m in feats.items():
+            if sp.issparse(m):
+                sp.save_npz(tmp / f"{name}.npz", m, compressed=False)
+            else:
+                np.save(tmp / f"{name}.npy", m)
+
+    write_atomic(path, write)  # a directory renamed into place: readers see all splits or none
 
 
 def _load(path: Path) -> dict:

@@ -3,7 +3,6 @@ per-class F1 against class size, each written to a temporary file and renamed in
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from sweep.files import write_atomic
 from sweep.report.annotate import label_without_overlap, legend_below
 from sweep.search.pareto import complete_trials, front
 
@@ -21,15 +21,10 @@ def _save(fig, path: Path, layout: bool = True) -> Path:
     if layout:
         fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # renamed into place: never a half-written picture
-    try:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
+    try:  # renamed into place: never a half-written picture
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png"))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _sizes(numbers: list[int], p_front: dict[int, float] | None, small: float, large: float) -> np.ndarray:
