@@ -126,7 +126,7 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec, hooks=None) ->
     from sweep.models.finetune import finetune_logits
 
     evals = {s: splits.texts[s] for s in ("val", "test")}
-    return finetune_logits(
+    logits = finetune_logits(
         splits.texts["train"],
         splits.labels["train"],
         evals,
@@ -136,10 +136,14 @@ def train_logits(cfg: DictConfig, splits: Splits, loss: LossSpec, hooks=None) ->
         int(cfg.seed),
         cache_dir,
         hooks,
-    ), info
+    )
+    if hooks is not None and (hooks.info.get("prefix") or {}).get("run_id"):
+        info["branched_from"] = hooks.info["prefix"]["run_id"]
+    return logits, info
 
 
-FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss", "fit_seconds")  # kept with cached logits
+FIT_KEYS = ("fit_iterations", "fit_grad_max", "fit_converged", "fit_loss", "fit_seconds")  # how the fit ended
+CACHED_KEYS = (*FIT_KEYS, "branched_from")  # kept with cached logits; with the shared prefix's MLflow run
 
 
 def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec, hooks=None) -> tuple[dict[str, np.ndarray], dict]:
@@ -167,7 +171,7 @@ def cached_logits(cfg: DictConfig, splits: Splits, loss: LossSpec, hooks=None) -
     info.update(train_seconds=time.perf_counter() - start, logits_cache="trained")
     if not all(np.isfinite(v).all() for v in logits.values()):
         raise FloatingPointError("the model produced non-finite logits (NaN/inf): lower the learning rate")
-    fit = {k: info[k] for k in FIT_KEYS if k in info}
+    fit = {k: info[k] for k in CACHED_KEYS if k in info}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{key}.{os.getpid()}.npz")
     np.savez(tmp, **logits, fit_info=np.array(json.dumps(fit)))

@@ -21,6 +21,9 @@ from sweep.search.storage import fail_stale_trials, trial_lock
 
 log = logging.getLogger(__name__)
 Callback = Callable[[optuna.Study, FrozenTrial], None]
+# What sweep.total_trials counts: trials that ended with a result (a pruned trial is one: the halving pruner's
+# budget is trials begun, most of them stopped early) and those running
+BUDGET = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 GPU_ATTR = "cuda_visible_devices"  # the trial's user attr: the GPU(s) its worker was given (workers.py)
 
 
@@ -79,8 +82,8 @@ def _claim(study: optuna.Study, total: int | None) -> optuna.Trial | None:
     while True:
         fail_stale_trials(study)  # a dead worker's trial frees its room
         with trial_lock(study):
-            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-            complete = sum(t.state == TrialState.COMPLETE for t in trials)
+            trials = study.get_trials(deepcopy=False, states=BUDGET)
+            complete = sum(t.state != TrialState.RUNNING for t in trials)
             if total is None or len(trials) < total:
                 with warnings.catch_warnings():  # "heartbeat ... supposed to be used with optimize": we send it
                     warnings.simplefilter("ignore", UserWarning)
@@ -101,6 +104,8 @@ def _run(study: optuna.Study, objective: Callable, trial: optuna.Trial) -> Froze
         except KeyboardInterrupt:
             _tell(study, trial, state=TrialState.FAIL)
             raise
+        except optuna.TrialPruned:  # sweep.pruner=halving stopped it at a rung
+            return _tell(study, trial, state=TrialState.PRUNED)
         except Exception as exc:  # noqa: BLE001 - a trial's own error fails the trial, the sweep goes on
             stop = fatal(exc)
             try:

@@ -15,6 +15,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from sweep.config import ALPHA_RANGE, TAU_RANGE, ConfigError, dotted, load_trial_config
 from sweep.models.metrics import bootstrap
 from sweep.retry import defer_interrupt
+from sweep.search.halving import PRUNED_ATTR, Pruned, halving
 from sweep.tracking import Tracker, log_result, redact
 
 OBJECTIVES = ("val_accuracy", "val_macro_f1")  # the default; sweep.objectives may add coverage
@@ -190,6 +191,56 @@ class Objective:
         self.tracker, self.parent = tracker, parent_run_id
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.objectives, self.rule = objective_names(cfg), constraints(cfg)
+        self.halving = halving(cfg)
+
+    def _hooks(self, trial: optuna.Trial, run_id: str, cfg: DictConfig):
+        """A fine-tune's hooks: the shared prefix tracked as one MLflow run (kind=prefix) by the process that
+        trains it; with sweep.pruner=halving, each rung scored, logged as metric history and decided."""
+        if cfg.model.get("kind") != "finetune":
+            return None, None
+        from sweep.models.finetune import Hooks
+
+        def on_prefix(meta: dict) -> str:
+            prefix = self.tracker.start_run(
+                f"prefix-{meta['key'][:8]}",
+                parent_run_id=self.parent,
+                tags={"kind": "prefix", "study_name": trial.study.study_name, "prefix_key": meta["key"]},
+            )
+            self.tracker.log_params(
+                prefix,
+                {
+                    "reweight_from": str(cfg.model.get("reweight_from")),
+                    "steps": str(meta["step"]),
+                    "of_total_steps": str(meta["total"]),
+                    "trained_in_trial": str(trial.number),
+                },
+            )
+            self.tracker.log_metrics(prefix, {"prefix_seconds": float(meta["seconds"])})
+            self.tracker.end_run(prefix)
+            return prefix
+
+        hooks = Hooks(rungs=self.halving.fractions if self.halving else (), on_prefix=on_prefix)
+        if self.halving is None:
+            return hooks, None
+        reached = [0]
+
+        def on_score(step: int, scalars: dict) -> None:
+            self.tracker.log_metrics(
+                run_id, {f"val_{k}": scalars[k] for k in ("accuracy", "macro_f1", "coverage")}, step
+            )
+            values = [scalars[name.removeprefix("val_")] for name in self.objectives]
+            reached[0] += 1
+            if not self.halving.decide(trial, reached[0], step, values):
+                raise Pruned(step, reached[0])
+
+        return hooks, on_score
+
+    def _branched(self, run_id: str, hooks, result=None) -> None:
+        """Tag the run with the prefix it branched from: its own, or, from the logits cache, its logits' trial's."""
+        prefix = (hooks.info.get("prefix") or {}).get("run_id") if hooks is not None else None
+        prefix = prefix or (result.info.get("branched_from") if result is not None else None)
+        if prefix:
+            self.tracker.set_tags(run_id, {"branched_from": prefix})
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         from sweep.models.train import run
@@ -215,7 +266,16 @@ class Objective:
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
             cfg = load_trial_config(self.base, params)  # = load_config(overrides), composed once
-            result = run(cfg)
+            hooks, on_score = self._hooks(trial, run_id, cfg)
+            try:
+                result = run(cfg, hooks, on_score)
+            except Pruned:
+                self._branched(run_id, hooks)
+                raise
+            self._branched(run_id, hooks, result)
+            if on_score is not None and "steps" in hooks.info:  # the last rung: the trial's end
+                final = {k: float(result.metrics[k]) for k in ("val_accuracy", "val_macro_f1", "val_coverage")}
+                self.tracker.log_metrics(run_id, final, int(hooks.info["steps"]))
             log_result(self.tracker, run_id, cfg, result, test_metrics=False, params={"trial": str(trial.number)})
             # no test metric in the study: the export scores the points it exports, nobody picks by test
             metrics = {k: round(float(v), 6) for k, v in result.metrics.items() if not k.startswith("test_")}
@@ -237,6 +297,11 @@ class Objective:
             )
             trial.set_user_attr("seconds", round(result.info["seconds"], 3))
             trial.set_user_attr("logits_cache", result.info.get("logits_cache"))
+        except Pruned as stop:  # not a failure: the run is FINISHED, the trial PRUNED, never on the front
+            trial.set_user_attr(PRUNED_ATTR, stop.step)
+            self.tracker.set_tags(run_id, {PRUNED_ATTR: str(stop.step)})
+            self.tracker.end_run(run_id)
+            raise optuna.TrialPruned(str(stop)) from None
         except BaseException as exc:
             interrupted = bool(INTERRUPTED) or not isinstance(exc, Exception)
             error = (

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweep.config import ConfigError, dotted, load_config
 from sweep.environment import env_tags
+from sweep.search.halving import CompleteGamma, halving
 from sweep.search.launch import check_launcher, launch
 from sweep.search.loop import fatal, run_trials
 from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
@@ -38,9 +39,14 @@ Finalize = Callable[[optuna.Study, Tracker, str, DictConfig], object]  # the par
 Report = Callable[[optuna.Study, DictConfig], None]  # the front printed, after
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, gamma: CompleteGamma | None = None) -> optuna.samplers.BaseSampler:
+    """With the halving pruner, TPE counts its good trials among the complete ones (search/halving.py)."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        if gamma is None:
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        with warnings.catch_warnings():  # gamma is deprecated for Optuna 6 (pinned < 6): the only way in
+            warnings.simplefilter("ignore", FutureWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, gamma=gamma)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "random":
@@ -101,18 +107,23 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
     sweep.seed + worker_index (reproducible); any other process joining (a second `make sweep` started by
     hand, a resume) adds its pid, so that two processes never draw the same trials."""
     base = int(cfg.sweep.seed) + int(cfg.sweep.get("worker_index", 0))
+    gamma = CompleteGamma() if halving(cfg) else None
     try:
         study = optuna.create_study(
             study_name=name,
             storage=storage,
-            sampler=make_sampler(cfg.sweep.sampler, base),
+            sampler=make_sampler(cfg.sweep.sampler, base, gamma),
             directions=["maximize"] * len(objective_names(cfg)),
         )
         created, seed = True, base
     except optuna.exceptions.DuplicatedStudyError:
         seed = base if os.environ.get(MANAGED_ENV) == "1" else base + 1000 * (os.getpid() % 100_000) + 1
-        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, seed))
+        study = optuna.load_study(
+            study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, seed, gamma)
+        )
         created = False
+    if gamma is not None:
+        gamma.study = study
     if study.metric_names is None:  # a study made before the names were set: Optuna Dashboard's axis titles
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -193,6 +204,7 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     space = search_space(cfg.sweep.params)
     check_space(cfg, space)
     objective_names(cfg)  # bad objectives or constraints fail before anything is opened
+    halving(cfg)  # and a pruner that the model cannot take
     make_sampler(cfg.sweep.sampler, 0)  # an unknown sampler fails before anything is opened
     check_launcher(cfg)  # sweep.launcher=ray without Ray, or a bad sweep.ray: one line, nothing opened
     storage = open_storage(cfg)
