@@ -2,6 +2,7 @@
 
     scripts/gpu_wheels.sh                          # first: the wheels in .whl/ (needs registry access)
     .venv/bin/python scripts/gpu_carry.py          # -> data/gpu/carry.tar.xz (git-ignored; carry: data/gpu)
+    .venv/bin/python scripts/gpu_carry.py requirements IMAGE EXTRA LOCK [3.12]   # what gpu_wheels.sh downloads
 
 Inside: wheels/ (the .whl files re-zipped without compression, so that xz compresses their contents: 23 MB of
 wheels become ~14 MB), minilm/ (the packaged all-MiniLM-L6-v2 with its weights stored in fp16: 45 MB instead of
@@ -77,7 +78,34 @@ def modernbert_shape(minilm: Path, dst: Path) -> None:
         shutil.copy(minilm / name, dst / name)
 
 
+def gpu_requirements(image: Path, extra: Path, lock: Path, python: str = "3.12") -> list[str]:
+    """The packages the GPU image lacks (its list, IMAGE, and the gpu extra's names, EXTRA) pinned to the lock's
+    versions (lock/gpu.txt: a universal lock, its markers read for CPython `python` on Linux x86_64), so that
+    the device runs what the CPU machine runs; a name the lock lacks keeps the image list's pin. torch and
+    transformers are the image's own (in neither list)."""
+    from packaging.requirements import Requirement
+
+    where = {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux"}
+    where |= {"platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython"}
+    locked = {}
+    for line in lock.read_text().splitlines():
+        if line[:1].isalnum():  # "name==version ; marker \\": the hashes and comments that follow are skipped
+            req = Requirement(line.rstrip(" \\"))
+            if req.marker is None or req.marker.evaluate(where):
+                locked[req.name.lower().replace("_", "-")] = f"{req.name}{req.specifier}"
+    out = []
+    for path in (image, extra):
+        for line in path.read_text().splitlines():
+            if (text := line.split("#")[0].strip()) and not text.startswith("-"):
+                name = Requirement(text).name.lower().replace("_", "-")
+                out.append(locked.get(name, text))
+    return out
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["requirements"]:  # IMAGE EXTRA LOCK [PYTHON]: one requirement a line, for gpu_wheels.sh
+        print("\n".join(gpu_requirements(*map(Path, sys.argv[2:5]), *sys.argv[5:6])))
+        return None
     if sys.argv[1:2] == ["modernbert-shape"]:  # on the device, with ITS transformers: modernbert-shape SRC DST
         return modernbert_shape(Path(sys.argv[2]), Path(sys.argv[3]))
     out = ROOT / "data" / "gpu"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Prepare the wheel folder for a CUDA machine that has torch / transformers / numpy / pandas / scipy /
-# scikit-learn / matplotlib but not optuna, mlflow, hydra-core, and reaches no package registry: the wheels of
+# scikit-learn / matplotlib but not optuna, mlflow, hydra-core, and reaches no package registry: the packages of
 # ../shared/gpu/requirements-cuda-image.txt plus the project's gpu extra (scripts/requirements-gpu-extra.txt:
-# accelerate for bench-gpu's Trainer reference).
+# accelerate for bench-gpu's Trainer reference), at the LOCK's versions (lock/gpu.txt, read for CPython
+# PYTHON_VERSION by `scripts/gpu_carry.py requirements`): the device runs what `make install` installs, torch
+# and transformers excepted (the image's own). A package whose locked version has no wheel for that Python
+# keeps the image list's pin, and the script says so.
 #
 #   scripts/gpu_wheels.sh [DIR] [PYTHON_VERSION]        # default: .whl 3.12 (the H200 image: CPython 3.12)
 #
@@ -17,14 +20,28 @@ REQ=../shared/gpu/requirements-cuda-image.txt
 [ -f "$REQ" ] || REQ=scripts/requirements-cuda-image.txt
 EXTRA=scripts/requirements-gpu-extra.txt
 PIP=${PIP:-.venv/bin/pip}
+PYTHON=${PYTHON:-.venv/bin/python}
+LOCK=${LOCK:-lock/gpu.txt}
 mkdir -p "$DIR"
+rm -f "$DIR"/*.whl  # a wheel of a version no longer locked would travel (and install) beside the new one
+"$PYTHON" scripts/gpu_carry.py requirements "$REQ" "$EXTRA" "$LOCK" "$PYV" > "$DIR/all.txt"
 # The pure-Python wheel that the registry does not have as a wheel: built locally (no compiled code).
-{ cat "$REQ"; echo; cat "$EXTRA"; } | grep -v '^antlr4-python3-runtime' | grep -v '^#' | grep -v '^$' > "$DIR/requirements.txt"
-"$PIP" download -q --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  --platform manylinux_2_24_x86_64 -d "$DIR" -r "$DIR/requirements.txt"
-grep '^antlr4-python3-runtime' "$REQ" > "$DIR/antlr.txt"
+grep -v '^antlr4-python3-runtime' "$DIR/all.txt" > "$DIR/requirements.txt"
+grep '^antlr4-python3-runtime' "$DIR/all.txt" > "$DIR/antlr.txt"
+fetch() {
+  "$PIP" download -q --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux_2_24_x86_64 -d "$DIR" "$@"
+}
+if ! fetch -r "$DIR/requirements.txt" 2>/dev/null; then  # one by one: which locked version has no such wheel
+  while read -r req; do
+    fetch "$req" 2>/dev/null && continue
+    pinned=$(grep -iE "^${req%%==*}==" "$REQ" || true)
+    [ -n "$pinned" ] && fetch "$pinned" || { echo "no CPython $PYV wheel of $req (nor of the image's pin)" >&2; exit 1; }
+    echo "$req: no CPython $PYV wheel; took the image list's $pinned" >&2
+  done < "$DIR/requirements.txt"
+fi
 "$PIP" wheel -q --no-deps -w "$DIR" -r "$DIR/antlr.txt"
-rm -f "$DIR/requirements.txt" "$DIR/antlr.txt"
+rm -f "$DIR/all.txt" "$DIR/requirements.txt" "$DIR/antlr.txt"
 n=$(ls "$DIR"/*.whl | wc -l)
 echo "$DIR: $n wheels, $(du -sh "$DIR" | cut -f1) (for CPython $PYV, manylinux x86_64)"
