@@ -45,7 +45,7 @@ class Hooks:
 _RUNNERS: dict[str, tuple[Runner, dict, tuple]] = CACHE.slot("models.finetune.runners")
 
 
-def _runner(c: dict, num_classes: int, seed: int) -> Runner:
+def _runner(c: dict, num_classes: int, seed: int, cache_dir: Path) -> Runner:
     """The model as build_runner makes it, rebuilt only when the shape changes: a later trial of the same config
     gets the same weights and random state back (bitwise a fresh build), and torch.compile's graphs with them."""
     key = json.dumps({"cfg": c, "classes": num_classes, "seed": seed}, sort_keys=True, default=str)
@@ -54,7 +54,7 @@ def _runner(c: dict, num_classes: int, seed: int) -> Runner:
         runner.model.load_state_dict(weights)
     else:
         _RUNNERS.clear()  # one model at a time: the memory goes back before the next shape is built
-        runner = build_runner(c, num_classes, seed)
+        runner = build_runner(c, num_classes, seed, cache_dir)
         weights = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
         cuda = torch.cuda.get_rng_state(runner.device) if runner.device.type == "cuda" else None
         rng = (torch.get_rng_state(), cuda)
@@ -112,7 +112,7 @@ def _finetuned(
     cache_dir = Path(cache_dir)
     train_tokens = tokenize_cached(list(train_texts), tok, c["max_length"], cache_dir)
     eval_tokens = {k: tokenize_cached(list(v), tok, c["max_length"], cache_dir) for k, v in eval_texts.items()}
-    runner = _runner(c, num_classes, seed)
+    runner = _runner(c, num_classes, seed, cache_dir)
     training = Training(runner, train_tokens, labels, seed)
     start = _steps(training, c, loss, num_classes, seed, cache_dir, hooks)
     for step in rung_steps(start, training.total, hooks.rungs if hooks.on_rung else ()):

@@ -5,6 +5,7 @@ restored, so that a run continued from a saved step is the run that never stoppe
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from sweep.models.finetune.tokens import Tokens
 from sweep.models.losses import LossSpec
 
 StepCallback = Callable[[int, np.ndarray], None]
+log = logging.getLogger(__name__)
+_FIRST_COMPILED_STEP: list[float] = []  # this process's first compiled step: torch.compile's cost, logged once
 
 
 def make_optimizer(model: Classifier, cfg: dict, device: torch.device):
@@ -90,6 +93,8 @@ class Training:
             if self.cfg["grad_clip"] > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg["grad_clip"], foreach=True)
             opt.step()
+            if runner.compiled and not _FIRST_COMPILED_STEP:
+                self._first_compiled_step(t0)
             self.epoch_loss += value.detach()
             self.epoch_steps += 1
             self.step += 1
@@ -100,6 +105,12 @@ class Training:
             if on_step is not None:
                 on_step(self.step, idx)
         self.seconds += time.perf_counter() - t0
+
+    def _first_compiled_step(self, t0: float) -> None:
+        if self.runner.device.type == "cuda":
+            torch.cuda.synchronize(self.runner.device)
+        _FIRST_COMPILED_STEP.append(time.perf_counter() - t0)
+        log.info("torch.compile: the first step took %.1f s (compiling, or loading its cache)", _FIRST_COMPILED_STEP[0])
 
     def state(self) -> dict:
         """Everything the next step depends on, copied: weights, optimizer moments, where the schedule and the

@@ -3,8 +3,10 @@ the Runner that holds it ready to train (packed or padded attention, optionally 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -125,7 +127,21 @@ class Runner:
             return self.model.pool_padded(*batcher.padded(idx))
 
 
-def build_runner(cfg: dict, num_classes: int, seed: int) -> Runner:
+def use_compile_cache(cache_dir: str | Path) -> Path:
+    """torch.compile's own caches (Inductor's FX graph cache, the AOTAutograd cache, Triton's kernels, all under
+    TORCHINDUCTOR_CACHE_DIR) in the project's cache instead of /tmp: a second process, or a machine given the
+    folder, finds the graphs compiled. A TORCHINDUCTOR_CACHE_DIR already set wins."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    path = Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cache_dir).resolve() / "compile")))
+    inductor_config.fx_graph_cache = True
+    functorch_config.enable_autograd_cache = True
+    return path
+
+
+def build_runner(cfg: dict, num_classes: int, seed: int, cache_dir: str | Path | None = None) -> Runner:
+    """The model on its device; with model.compile (packed path), torch.compile'd, its caches under cache_dir."""
     device = pick_device(cfg["device"])
     bf16 = use_bf16(cfg["precision"], device)
     attention = cfg["attention"]
@@ -138,6 +154,8 @@ def build_runner(cfg: dict, num_classes: int, seed: int) -> Runner:
     model.to(device)
     compiled = None
     if cfg["compile"] and packed:
+        if cache_dir is not None:
+            use_compile_cache(cache_dir)
         mode = None if cfg["compile_mode"] == "default" else cfg["compile_mode"]
         compiled = torch.compile(model.forward_packed, dynamic=None, mode=mode)
     return Runner(model, device, bf16, packed, cfg, compiled)
