@@ -142,13 +142,13 @@ def test_half_a_gpu_per_worker_two_workers_share_one(two_gpu_nodes, synthetic):
 
 def _running_trial(storage, name, sweep, cfg, timeout=240.0):
     """A RUNNING trial whose MLflow run exists (mid-trial), and that run's tags."""
-    client = MlflowClient(cfg.tracking.tracking_uri)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert sweep.proc.poll() is None, sweep.stderr[-3000:]
         s = study(storage, name)
         for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if s else []:
-            if "mlflow_run_id" in t.user_attrs:
+            if "mlflow_run_id" in t.user_attrs:  # the sweep made the MLflow store: a client here races nothing
+                client = MlflowClient(cfg.tracking.tracking_uri)
                 return t, client.get_run(t.user_attrs["mlflow_run_id"]).data.tags
         time.sleep(0.2)
     raise AssertionError(f"no trial running after {timeout}s:\n{sweep.stderr[-3000:]}")
