@@ -98,7 +98,7 @@ bench-gpu: $(if $(NO_VENV),,$(GPU_STAMP)) ## fine-tuning throughput vs the Huggi
 test: $(STAMP)              ## what CI runs (prints the 15 slowest tests)
 	$(PY) -m pytest -q --durations=15 $(ARGS)
 
-test-fast: $(STAMP)         ## the tests that start no server, subprocess sweep, browser, GPU or fault (minutes, not 15+)
+test-fast: $(STAMP)         ## the tests that start no server, subprocess sweep, browser, GPU or fault injection
 	$(PY) -m pytest -q -m "not slow and not integration and not browser and not faults and not gpu and not system" $(ARGS)
 
 lint: $(STAMP)
