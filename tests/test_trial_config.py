@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sweep.config import ConfigError, load_config, load_trial_config
-from sweep.search.objective import trial_overrides
+from sweep.search.space import trial_overrides
 
 
 @pytest.mark.parametrize(
