@@ -25,9 +25,10 @@ from sweep.environment import env_tags
 from sweep.search.halving import CompleteGamma, halving
 from sweep.search.launch import check_launcher, launch
 from sweep.search.loop import fatal, run_trials
-from sweep.search.objective import Objective, check_space, constraints, objective_names, raise_interrupt, search_space
+from sweep.search.objective import Objective, constraints, objective_names, raise_interrupt
 from sweep.search.pareto import front, sync_pareto_tags
 from sweep.search.placement import node_summary, trials_by_node
+from sweep.search.space import check_space, search_space
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
 from sweep.search.workers import MANAGED_ENV
 from sweep.tracking import Tracker, TrackingError, flat_params, redact
