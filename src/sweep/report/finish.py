@@ -27,6 +27,7 @@ def finalize(study: optuna.Study, tracker: Tracker, parent: str, cfg: DictConfig
     counts = {
         "n_complete": len(complete_trials(study)),
         "n_failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
+        "n_pruned": len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))),
         "front_size": len(front(study)),
     }
     if not counts["front_size"]:  # nothing converged (or met the constraints): the counts, no front to draw
@@ -64,7 +65,9 @@ def print_front(study: optuna.Study, cfg: DictConfig) -> None:
     floor = f", {below} below sweep.constraints (kept off the front)" if below else ""
     print(
         f"study {study.study_name}: {states.count(TrialState.COMPLETE)} complete, "
-        f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front){floor}; "
+        f"{states.count(TrialState.FAIL)} failed, {unconverged} not converged (kept off the front){floor}"
+        + (f", {states.count(TrialState.PRUNED)} pruned (sweep.pruner)" if TrialState.PRUNED in states else "")
+        + "; "
         f"Pareto front ({len(best)} trials, validation):"
     )
     for t in best:
