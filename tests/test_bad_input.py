@@ -87,7 +87,9 @@ KEYS = [
     "loss.posthoc_tau", "model.head.l2", "model.head.max_iter", "data.val_fraction", "data.imbalance_ratio",
     "data.n_classes", "data.n_max", "seed", "sweep.params.weighting.alpha", "sweep.params.loss.posthoc_tau",
     "data.small_classes", "weighting", "loss", "model", "sweep.objectives", "sweep.seed",
-    "sweep.max_failures_in_a_row",
+    "sweep.max_failures_in_a_row", "sweep.pruner", "sweep.halving.eta", "sweep.halving.min_fraction",
+    "sweep.launcher", "sweep.ray.address", "sweep.ray.gpus_per_worker", "sweep.ray.cpus_per_worker",
+    "sweep.front_boot", "sweep.tied_p_front", "data.imbalance_splits", "model.head.device",
 ]  # fmt: skip
 VALUES = st.one_of(
     st.integers(-10, 10**6).map(str),
