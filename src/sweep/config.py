@@ -172,10 +172,10 @@ def validate(cfg: DictConfig, resolve: bool = True) -> Config:
 
 
 def _check_finetune(model: dict) -> None:
-    """The fine-tune's own check (models/finetune/config.py: the GPU bench runs it bare) at load, not at trial
+    """The fine-tune's own check (schema/finetune.py: the GPU bench runs it bare) at load, not at trial
     time: model.* of kind=finetune, or decoupled's model.finetune.* less its loss and seed (checked by schema/).
     Imported here only: the fine-tune package loads torch and transformers."""
-    from sweep.models.finetune.config import resolve_cfg
+    from sweep.schema.finetune import resolve_cfg
 
     stage = model["kind"] == "head"
     own = ("weighting", "tau", "seed")

@@ -90,7 +90,7 @@ class PrecomputedModel(HeadModel):
 
 
 @schema
-class FinetuneModel(Model):  # every other key: the fine-tune's own check (models/finetune/config.py)
+class FinetuneModel(Model):  # every other key: the fine-tune's own check (schema/finetune.py)
     pretrained: str
 
 

@@ -1,6 +1,6 @@
 """Fine-tune a pretrained encoder (MiniLM, ModernBERT) end to end with the project's loss; raw logits or pooled
-embeddings. config: settings; tokens: the token cache; attention: packed kernels; batching; model; loop: the
-steps and their saved state; prefix: the shared prefix of deferred re-weighting; fit: one trial's fine-tune.
+embeddings. Settings: sweep/schema/finetune.py. tokens: the token cache; attention: packed kernels; batching;
+model; loop: the steps and their saved state; prefix: the DRW prefix, trained once; fit: one trial's fine-tune.
 
 The fast path (CUDA, bf16): sequences packed back to back with no padding, variable-length flash attention over
 cu_seqlens, token-budget batches, bf16 autocast with fp32 master weights, fused AdamW, optional torch.compile.
@@ -10,7 +10,6 @@ same function (tests and bench check it). Only torch, transformers and numpy are
 from sweep.data.encoders import resolve_pretrained
 from sweep.models.finetune.attention import PACKED_ATTN, packed_attention_forward, varlen_kernel
 from sweep.models.finetune.batching import Batcher, plan_batches
-from sweep.models.finetune.config import ATTENTIONS, COMPILE_MODES, PRECISIONS, resolve_cfg
 from sweep.models.finetune.fit import Hooks, finetune_embeddings, finetune_logits
 from sweep.models.finetune.loop import Training, make_optimizer, predict, rung_steps, train
 from sweep.models.finetune.model import (
@@ -23,6 +22,7 @@ from sweep.models.finetune.model import (
     use_bf16,
 )
 from sweep.models.finetune.tokens import Tokens, tokenize_cached
+from sweep.schema.finetune import ATTENTIONS, COMPILE_MODES, PRECISIONS, resolve_cfg
 
 __all__ = [
     "ATTENTIONS",

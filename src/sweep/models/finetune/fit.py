@@ -19,12 +19,12 @@ import torch
 
 from sweep.memo import CACHE
 from sweep.models import gpu_share
-from sweep.models.finetune.config import resolve_cfg
 from sweep.models.finetune.loop import Training, predict, rung_steps
 from sweep.models.finetune.model import Runner, build_runner, load_tokenizer, pick_device
 from sweep.models.finetune.prefix import PrefixStore, prefix_key
 from sweep.models.finetune.tokens import tokenize_cached
 from sweep.models.losses import LossSpec
+from sweep.schema.finetune import resolve_cfg
 
 log = logging.getLogger(__name__)
 

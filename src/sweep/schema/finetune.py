@@ -1,5 +1,5 @@
-"""The fine-tune's settings: defaults, checks and the one-line fix of each bad value (model.<key> of a
-kind: finetune model, and decoupled's model.finetune). No hydra / omegaconf needed: the GPU bench runs it bare."""
+"""The fine-tune's settings: defaults, checks and the one-line fix of each bad value (model.<key> of a kind:
+finetune model, and decoupled's model.finetune). Plain Python: the GPU bench runs it without hydra or omegaconf."""
 
 from __future__ import annotations
 
