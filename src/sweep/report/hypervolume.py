@@ -35,6 +35,11 @@ def _test_predictions(study: optuna.Study) -> tuple[dict[str, np.ndarray], np.nd
         result = run(load_config(t.user_attrs["overrides"]))
         preds[f"{study.study_name}/{t.number}"] = result.predictions["test"]
         splits = result.splits
+    if splits is None:  # no front yet: an empty one, on the study's data
+        from sweep.data.splits import load_splits
+
+        cfg = load_config(study.trials[0].user_attrs["overrides"])
+        splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))
     return preds, splits.labels["test"], splits
 
 
