@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from faults import Sweep, check_whole, counts, journal_storage, study, tiny
+from faults import Sweep, check_whole, counts, journal_storage, one_error_line, run, study, tiny, wait_for_complete
 from sweep.cli import main
 from sweep.config import ConfigError, load_config
 from sweep.search.cluster import RAY_MISSING, shared_paths
@@ -220,3 +220,34 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, tmp_p
     while _workers_alive(name) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _workers_alive(name)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_ray
+def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(two_gpu_nodes, tmp_path):
+    """PostgreSQL stopped mid-sweep, past sweep.storage_retry_window_s: the workers fail their trials and stop,
+    the sweep ends with the local launcher's one line (exit 1: the storage named, its fix, "N of M workers
+    stopped"); with the database back, the same command ends the left-over trials and completes the study."""
+    from servers import PASSWORD, postgres_or_skip
+
+    pg = postgres_or_skip()
+    cluster, _ = two_gpu_nodes
+    try:
+        name, total = "ray-pg", 6
+        args = tiny(tmp_path, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
+        args += ["sweep.workers=2", f"sweep.total_trials={total}", "sweep.baselines=null"]
+        args += [f"sweep.storage={pg.url()}", "sweep.storage_retry_window_s=3", "sweep.heartbeat_interval=2"]
+        sweep = Sweep(args, tmp_path)
+        wait_for_complete(pg.url(), name, 1, sweep)
+        pg._ctl("-m", "fast", "-w", "stop", timeout=60)  # its data kept: started again below
+        assert sweep.wait(240) == 1, sweep.stderr[-4000:]
+        line = one_error_line(sweep.stderr)
+        assert "Optuna storage" in line and "unreachable for" in line and "run the same command" in line, line
+        assert "of 2 workers stopped" in line and PASSWORD not in sweep.stderr, line
+        pg.start()
+        resume = run(args, tmp_path, timeout=400)
+        assert resume.proc.returncode == 0, resume.stderr[-4000:]
+        check_whole(study(pg.url(), name), f"sqlite:///{tmp_path}/mlruns/mlflow.db", total)
+    finally:
+        pg.stop()

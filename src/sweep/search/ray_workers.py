@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from sweep.config import ConfigError
 from sweep.search.cluster import check_room, check_shared, connect, fail_lost_trials, hosts, import_ray, ray_settings
-from sweep.search.loop import Stopped
+from sweep.search.loop import Stopped, fatal
 from sweep.search.pareto import front
 from sweep.search.placement import NODE_ENV
 from sweep.search.storage import storage_location
@@ -108,27 +108,30 @@ def run_ray_workers(cfg, overrides: list[str], study: optuna.Study, done: int, t
             settings.update(cache_per_host=True, cache_dir=str(cfg.paths.cache_dir))
         each = f"{settings['num_cpus']:g} CPU, {settings['num_gpus']:g} GPU each"
         log.info("Ray: %d workers (%s) until the study holds %d complete trials", n, each, target)
-        results = _run(ray, task, study, n, args, env, settings, target - done)
+        results, away = _run(ray, task, study, n, args, env, settings, target - done)
     except KeyboardInterrupt:
         _end_quietly(reconcile, study, tracker)
         raise
     finally:
         if started:
             ray.shutdown()
-    reconcile(study, tracker)  # the runs of trials a lost node left RUNNING
     faults = [r["fault"] for r in results if r["fault"]]
     if faults:  # the workers' own line, once: the service or the path, and the fix
         raise Stopped(f"{faults[0]} ({sum(r['rc'] == 1 for r in results)} of {n} workers stopped)")
     errors = [r["error"] for r in results if r["rc"] == 2 and r["error"]]
     if errors:  # a worker's bad input or unreachable storage: its one line (a local worker prints the same)
         raise ConfigError(errors[0])
+    if away is not None:
+        raise away
+    reconcile(study, tracker)  # the runs of trials a lost node left RUNNING
     codes = [r["rc"] for r in results]
     return next((c for c in codes if c < 0), max(codes, default=0))
 
 
-def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int) -> list[dict]:
+def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int) -> tuple[list[dict], object]:
     """Submit n tasks and wait for them, one progress bar; a lost task's slot is started again; Ctrl-C cancels
-    them all and waits for their workers to stop."""
+    them all and waits for their workers to stop. Returns the workers' results and the storage's fault, if the
+    storage went away meanwhile (this process stops watching it, the workers' lines say more)."""
     from tqdm import tqdm
 
     pending: dict = {}
@@ -141,7 +144,24 @@ def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int)
     results: list[dict] = []
     ended = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     start = len(study.get_trials(deepcopy=False, states=ended))
-    checked = time.monotonic()
+    checked, away = time.monotonic(), []
+
+    def watch(bar=None) -> None:  # the storage away: the workers say so, in their line; stop watching it
+        if away:
+            return
+        try:
+            if bar is None:
+                fail_lost_trials(ray, study)
+            else:
+                bar.n = min(todo, len(study.get_trials(deepcopy=False, states=ended)) - start)
+                bar.set_postfix(front=len(front(study)) if bar.n else 0)
+                bar.refresh()
+        except Exception as exc:  # noqa: BLE001 - a fault is kept for after the workers; anything else raised
+            if fatal(exc) is None:
+                raise
+            away.append(fatal(exc))
+            log.warning("the study's storage is away (%s): waiting for the workers", str(exc).splitlines()[0][:200])
+
     try:
         with tqdm(total=todo, desc=f"{n} Ray workers", unit="trial") as bar:
             while pending:
@@ -154,7 +174,7 @@ def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int)
                         raise
                     except ray.exceptions.RayError as exc:  # its node or its process died
                         why = str(exc).strip().splitlines()[0][:200]
-                        fail_lost_trials(ray, study)
+                        watch()
                         if attempt >= RESTARTS:
                             line = f"worker {slot} was lost {attempt + 1} times (last: {why}): check the Ray nodes, "
                             results.append({"rc": 1, "fault": line + "then run the same command to resume",
@@ -163,17 +183,15 @@ def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int)
                             log.warning("Ray worker %d lost (%s): starting it again", slot, why)
                             submit(slot, attempt + 1)
                 if time.monotonic() - checked > 5:  # a node gone: its trials free their room at once
-                    fail_lost_trials(ray, study)
+                    watch()
                     checked = time.monotonic()
-                bar.n = min(todo, len(study.get_trials(deepcopy=False, states=ended)) - start)
-                bar.set_postfix(front=len(front(study)) if bar.n else 0)
-                bar.refresh()
+                watch(bar)
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref)  # each worker gets SIGINT: its trial failed, its run KILLED
         ray.wait(list(pending), num_returns=len(pending), timeout=STOP_WAIT_S)
         raise
-    return results
+    return results, (away or [None])[0]
 
 
 def _end_quietly(reconcile, study, tracker) -> None:
