@@ -85,6 +85,7 @@ def _runs(cfg, name):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 @needs_ray
 def test_one_gpu_per_worker_each_trial_tagged_where_it_ran_and_none_over_total(two_gpu_nodes, synthetic, root, capsys):
     """4 workers on 4 declared GPUs: every worker sees its own device, the study ends with exactly
@@ -124,6 +125,7 @@ def test_one_gpu_per_worker_each_trial_tagged_where_it_ran_and_none_over_total(t
 
 
 @pytest.mark.slow
+@pytest.mark.system
 @needs_ray
 def test_half_a_gpu_per_worker_two_workers_share_one(two_gpu_nodes, synthetic):
     """sweep.ray.gpus_per_worker=0.5, sweep.workers=2, what the GPU machine runs: Ray packs both on one GPU of
@@ -155,6 +157,7 @@ def _running_trial(storage, name, sweep, cfg, timeout=240.0):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 @needs_ray
 def test_a_node_lost_mid_sweep_its_trial_fails_its_worker_restarts_and_the_study_completes(tmp_path):
     """Two one-worker nodes; the node of a running trial is removed (its raylet and workers killed): that trial
@@ -196,6 +199,7 @@ def _workers_alive(name: str) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.system
 @needs_ray
 def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, tmp_path):
     """SIGINT to the driver mid-trial: exit 130 without a traceback; each worker failed its trial and marked
@@ -223,6 +227,7 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.system
 @pytest.mark.integration
 @needs_ray
 def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(two_gpu_nodes, tmp_path):
