@@ -25,7 +25,7 @@ from servers import PASSWORD, USER, MlflowServer, postgres_or_skip
 pytestmark = pytest.mark.integration
 
 WORKERS, TRIALS = 4, 3  # sweep.workers, sweep.n_trials (per worker)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEME = "postgresql"  # what users type in sweep.storage; SQLAlchemy picks the driver
 
 

@@ -28,7 +28,7 @@ from sweep.cli import main
 from sweep.config import load_config
 from sweep.search.storage import open_storage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

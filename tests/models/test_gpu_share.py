@@ -2,7 +2,7 @@
 
 This machine has no GPU, so the device is a file that the processes share: its "free memory" goes down when a
 worker reserves and up when it releases, like CUDA's mem_get_info does across processes. The real CUDA
-device is checked under the gpu marker (tests/test_gpu_device.py runs on the H200)."""
+device is checked under the gpu marker (tests/search/test_gpu_device.py runs on the H200)."""
 
 from __future__ import annotations
 

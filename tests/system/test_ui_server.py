@@ -18,7 +18,7 @@ from sweep.cli import main
 from sweep.report.links import front_view, runs_view_url, ui_base_url, view_key
 from sweep.serve.ui import allowed_hosts
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
 
 
