@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, FloatDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from sweep.config import ConfigError, dotted, load_config
 from sweep.environment import env_tags
@@ -26,8 +26,8 @@ from sweep.search.halving import CompleteGamma, halving
 from sweep.search.launch import check_launcher, launch
 from sweep.search.loop import fatal, run_trials
 from sweep.search.objective import Objective, constraints, objective_names, raise_interrupt
-from sweep.search.pareto import front, sync_pareto_tags
 from sweep.search.placement import node_summary, trials_by_node
+from sweep.search.progress import Progress
 from sweep.search.space import check_space, search_space
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
 from sweep.search.workers import MANAGED_ENV
@@ -276,7 +276,7 @@ def _sweep(
     total = cfg.sweep.get("total_trials")
     if total:  # resume-to-target: trials until the study holds this many complete ones, however many workers
         n_trials = max(0, int(total) - done)
-    progress = _progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
+    progress = Progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
     try:
         stop_after = int(cfg.sweep.get("max_failures_in_a_row", 5) or 0)  # absent: 5; null or 0: never
         run_trials(study, objective, n_trials, int(total) if total else None, [progress], stop_after)
@@ -289,26 +289,3 @@ def _sweep(
     finalize(study, tracker, parent, cfg)
     tracker.end_run(parent)
     report(study, cfg)
-
-
-class _progress:
-    """tqdm bar: trials done, elapsed time, current Pareto-front size; keeps the `pareto` tags current."""
-
-    def __init__(self, total: int, tracker: Tracker, enabled: bool = True):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="trial", desc="sweep", disable=not enabled)
-        self.tracker, self.tags = tracker, {}
-        self.failed = 0
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL:
-            self.failed += 1
-            log.warning("trial %d failed: %s", trial.number, trial.user_attrs.get("error", "see its MLflow run"))
-        if trial.state == TrialState.COMPLETE:
-            self.tags = sync_pareto_tags(study, self.tracker, self.tags)
-        self.bar.update(1)
-        self.bar.set_postfix(front=len(front(study)), failed=self.failed)
-
-    def close(self) -> None:
-        self.bar.close()
