@@ -232,15 +232,16 @@ def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classe
     plt.close(fig)
 
 
-def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_comparisons(synthetic, root, capsys):
-    args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=decide", "data.ratio=40", "data.n_max=300"]
-    assert main(["sweep", *args]) == 0
+def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_comparisons(
+    shared_sweep, tmp_path, capsys
+):
+    args = shared_sweep("decide")
     cfg = load_config(args)
     study = optuna.load_study(study_name="decide", storage=open_storage(cfg))
     assert not any(k.startswith("test_") for t in study.trials for k in t.user_attrs.get("metrics", {}))  # scored here
     study.ask()  # a trial still RUNNING: the export warns that the front may change
     capsys.readouterr()
-    out = root / "decide.csv"
+    out = tmp_path / "decide.csv"
     assert main(["export", *args, "study=decide", f"out={out}", "n_boot=500", "sweep.front_boot=100"]) == 0
     said = capsys.readouterr()
     assert "study decide has 1 RUNNING trial(s): the front may change; run export again when they finish" in said.err
@@ -321,7 +322,7 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
             assert f"On test, baseline {name} beats trial {row.trial} on {how}." in said.out
     if not table["beaten_by_baseline"].any():
         assert "no baseline beats a Pareto point" in said.out
-    report = root / "decide_report"
+    report = tmp_path / "decide_report"
     md = (report / "report.md").read_text()
     assert md.count("![") == 1 + len(table) and "On test, in words" in md
     assert (report / "pareto_test.png").stat().st_size > 10_000
@@ -331,7 +332,7 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
     assert any(f.path.startswith("per_class_f1_trial_") for f in client.list_artifacts(table["mlflow_run_id"][0]))
 
     # how sure the front is: p_front against the slow plain-Python computation on the same validation resamples
-    from test_front_noise import _slow_p_front
+    from slow_front import slow_p_front
 
     def validation(trial: int):
         with np.load(client.download_artifacts(trials[trial].user_attrs["mlflow_run_id"], "predictions.npz")) as z:
@@ -339,7 +340,7 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
 
     done = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     y_val = validation(done[0])[0]
-    slow = _slow_p_front(
+    slow = slow_p_front(
         y_val, {n: validation(n)[1] for n in done}, len(names), resample_indices(y_val, 100), ["accuracy", "macro_f1"]
     )
     for row in table.itertuples():
@@ -349,11 +350,11 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
         s = scores(row.trial)  # coverage: classes with F1 > 0, with its interval
         assert row.test_coverage == int((s["f1"] > 0).sum()) and row.n_classes == len(names)
         assert row.test_coverage_ci_low <= row.test_coverage <= row.test_coverage_ci_high
-    tied = pd.read_csv(root / "decide_tied.csv")
+    tied = pd.read_csv(tmp_path / "decide_tied.csv")
     front_numbers = set(table["trial"])
     expected = sorted(n for n in done if n not in front_numbers and slow[n] >= 0.1)
     assert sorted(tied["trial"]) == expected and list(tied["p_front"]) == sorted(tied["p_front"], reverse=True)
-    meeting = (root / "decide_meeting.md").read_text()
+    meeting = (tmp_path / "decide_meeting.md").read_text()
     sentence = next(line for line in meeting.splitlines() if "statistically tied" in line)
     assert sentence in said.out and (f"{len(expected)} trial" in sentence or "No trial off the front" in sentence)
     assert "95% paired bootstrap of the test examples, resampled with replacement" in meeting
@@ -361,7 +362,7 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
     # the deployment mix: the uniform mix re-weights the test split; the reference adjusted for it is post-hoc
     # tau 1 (log pi_uniform is a constant), so its row must equal the posthoc_tau_1 baseline's, scored apart
     capsys.readouterr()
-    mixed = root / "mixed.csv"
+    mixed = tmp_path / "mixed.csv"
     assert (
         main(
             [
@@ -387,18 +388,18 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
             f1_score(y, p, labels=range(len(names)), average="macro", sample_weight=w[y], zero_division=0), abs=1e-4
         )
         assert row.deploy_accuracy_ci_low <= row.deploy_accuracy + 1e-4 <= row.deploy_accuracy_ci_high + 2e-4
-    cells = pd.read_csv(root / "mixed_meeting.csv").set_index("model")
+    cells = pd.read_csv(tmp_path / "mixed_meeting.csv").set_index("model")
     adjusted = cells.loc["unweighted + post-hoc tau 1 for the uniform mix"]
     tau_1 = scores(baseline_points(study)["posthoc_tau_1"].number)
     assert adjusted["test_accuracy_pct"] == pytest.approx(100 * tau_1["accuracy"], abs=0.006)
     assert adjusted["test_macro_f1_pct"] == pytest.approx(100 * tau_1["macro_f1"], abs=0.006)
     assert {"deploy_accuracy_pct", "deploy_accuracy_pct_low", "deploy_accuracy_pct_high"} <= set(cells.columns)
-    text = (root / "mixed_meeting.md").read_text()
+    text = (tmp_path / "mixed_meeting.md").read_text()
     assert "| Accuracy % on the uniform mix [95% CI]" in text
     assert "stratified bootstrap" in text and "the two uniform-mix columns re-weight each test example" in text
-    assert (root / "mixed_report" / "pareto_deploy.png").stat().st_size > 10_000
+    assert (tmp_path / "mixed_report" / "pareto_deploy.png").stat().st_size > 10_000
     # the dense front: from the trials' tau curves, each point re-scored exactly (validation) and on test
-    dense = pd.read_csv(root / "mixed_dense.csv")
+    dense = pd.read_csv(tmp_path / "mixed_dense.csv")
     assert not dense.empty and (dense["candidates"] >= 1).all()
     for r in dense.itertuples():
         run_id = trials[int(r.trial)].user_attrs["mlflow_run_id"]
@@ -406,14 +407,13 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
         assert r.val_accuracy == pytest.approx(curve.loc[r.posthoc_tau, "val_accuracy"], abs=5e-5)
         assert r.val_macro_f1 == pytest.approx(curve.loc[r.posthoc_tau, "val_macro_f1"], abs=5e-5)
         assert r.test_accuracy_ci_low <= r.test_accuracy <= r.test_accuracy_ci_high
-    assert "Winner's curse" in (root / "mixed_report" / "report.md").read_text()
+    assert "Winner's curse" in (tmp_path / "mixed_report" / "report.md").read_text()
     assert main(["export", *args, "study=decide", "bootstrap=bca"]) == 2
 
 
-def test_export_seeds_vary_the_split_and_the_model_seed(synthetic, root):
-    args = [*synthetic, "sweep.n_trials=4", "sweep.study_name=spread"]
-    assert main(["sweep", *args]) == 0
-    out = root / "spread.csv"
+def test_export_seeds_vary_the_split_and_the_model_seed(shared_sweep, tmp_path):
+    args = shared_sweep("spread")
+    out = tmp_path / "spread.csv"
     assert main(["export", *args, "study=spread", f"out={out}", "n_boot=100", "seeds=2"]) == 0
     table = pd.read_csv(out)
     std = [f"test_{m}_resplit_reseed_std" for m in ("accuracy", "macro_f1")]

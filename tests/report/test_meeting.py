@@ -24,19 +24,11 @@ from sweep.search.storage import open_storage
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """One real sweep on the synthetic long-tailed data and its export (MLflow store, Optuna journal in tmp)."""
+def exported(shared_sweep, tmp_path_factory):
+    """The shared sweep's export (tests/report/conftest.py: a real sweep on the synthetic long-tailed data, its
+    MLflow store and Optuna journal in tmp), the export's files in a folder of their own."""
     root = tmp_path_factory.mktemp("meeting")
-    args = [
-        f"paths.root={root}",
-        "data=synthetic",
-        "task_name=test",
-        "sweep.n_trials=8",
-        "sweep.study_name=meet",
-        "data.ratio=40",
-        "data.n_max=300",
-    ]
-    assert main(["sweep", *args]) == 0
+    args = shared_sweep("meet")
     out = root / "meet.csv"
     import contextlib
     import io

@@ -27,9 +27,8 @@ def test_an_impossible_constraint_is_a_one_line_error_naming_the_value_and_the_f
     assert len(err) == 1 and says in err[0] and "e.g. " in err[0], err
 
 
-def test_pick_picks_or_says_plainly_that_nothing_qualifies_with_exit_code_1(synthetic, capsys):
-    args = [*synthetic, "sweep.n_trials=6", "sweep.study_name=choose"]
-    assert main(["sweep", *args]) == 0
+def test_pick_picks_or_says_plainly_that_nothing_qualifies_with_exit_code_1(shared_sweep, capsys):
+    args = shared_sweep("choose")
     study = optuna.load_study(study_name="choose", storage=open_storage(load_config(args)))
     points = sorted((t.values for t in front(study)), key=lambda v: v[1], reverse=True)
     capsys.readouterr()
@@ -53,14 +52,13 @@ def test_pick_picks_or_says_plainly_that_nothing_qualifies_with_exit_code_1(synt
     assert "give a constraint" in capsys.readouterr().err
 
 
-def test_a_pick_with_confidence_holds_for_the_lower_bound_and_is_recorded(synthetic, capsys):
+def test_a_pick_with_confidence_holds_for_the_lower_bound_and_is_recorded(shared_sweep, capsys):
     import numpy as np
     from mlflow import MlflowClient
 
     from sweep.models.metrics import resample_indices
 
-    args = [*synthetic, "sweep.n_trials=8", "sweep.study_name=sure", "data.ratio=40", "data.n_max=300"]
-    assert main(["sweep", *args]) == 0
+    args = shared_sweep("sure")
     cfg = load_config(args)
     study = optuna.load_study(study_name="sure", storage=open_storage(cfg))
     client = MlflowClient(cfg.tracking.tracking_uri)

@@ -5,8 +5,8 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from sklearn.metrics import accuracy_score, f1_score
 
+from slow_front import slow_p_front
 from sweep.models.metrics import bootstrap, resample_indices
 from sweep.report.confidence import FrontNoise, tied_sentence, tied_trials
 from sweep.search.pareto import front, p_front
@@ -24,29 +24,6 @@ def _predictions(seed: int = 0, n: int = 150, k: int = 6):
     return y, preds, k
 
 
-def _slow_p_front(y, preds, k, idx, metrics) -> dict:
-    """Plain Python: per resample, each trial scored by scikit-learn (every class, a class the resample lacks
-    at F1 0, as evaluate does), then every pair compared."""
-    on = dict.fromkeys(preds, 0)
-    for rows in idx:
-        yb = y[rows]
-        scores = {}
-        for name, p in preds.items():
-            pb = p[rows]
-            f1 = f1_score(yb, pb, labels=list(range(k)), average=None, zero_division=0)  # every class, as evaluate
-            every = {"accuracy": accuracy_score(yb, pb), "macro_f1": f1.mean(), "coverage": float((f1 > 0).sum())}
-            scores[name] = [round(float(every[m]), 12) for m in metrics]
-        for a in preds:
-            dominated = False
-            for b in preds:
-                if all(sb >= sa for sa, sb in zip(scores[a], scores[b], strict=True)) and any(
-                    sb > sa for sa, sb in zip(scores[a], scores[b], strict=True)
-                ):
-                    dominated = True
-            on[a] += not dominated
-    return {name: count / len(idx) for name, count in on.items()}
-
-
 @pytest.mark.parametrize("metrics", [["accuracy", "macro_f1"], ["accuracy", "macro_f1", "coverage"]])
 def test_p_front_agrees_with_a_slow_plain_python_computation(metrics):
     y, preds, k = _predictions()
@@ -55,7 +32,7 @@ def test_p_front_agrees_with_a_slow_plain_python_computation(metrics):
     names = list(preds)
     scores = np.stack([np.stack([samples[n][m] for m in metrics], axis=-1) for n in names], axis=1)
     fast = dict(zip(names, p_front(scores, block=16), strict=True))
-    slow = _slow_p_front(y, preds, k, resample_indices(y, n_boot, seed=4), metrics)
+    slow = slow_p_front(y, preds, k, resample_indices(y, n_boot, seed=4), metrics)
     assert fast == pytest.approx(slow, abs=1e-12)
     assert fast[5] == fast[1]  # identical predictions: tied, never dominating each other
     assert fast[0] < 0.05  # dominated by trial 6 wherever the resample holds an example trial 6 corrects

@@ -61,11 +61,11 @@ def test_three_objectives_and_an_accuracy_floor_through_study_front_tags_and_exp
     assert set(table["trial"]) == expected
     assert (table["val_coverage"] == [values[n][2] for n in table["trial"]]).all()
     # p_front on all three objectives, among the feasible trials, on the same resamples
-    from test_front_noise import _slow_p_front
+    from slow_front import slow_p_front
 
     y = validation(done[0])[0]
     preds = {t.number: validation(t)[1] for t in done if t.number in feasible}
-    slow = _slow_p_front(y, preds, k, resample_indices(y, 50), ["accuracy", "macro_f1", "coverage"])
+    slow = slow_p_front(y, preds, k, resample_indices(y, 50), ["accuracy", "macro_f1", "coverage"])
     assert list(table["p_front"]) == pytest.approx([slow[n] for n in table["trial"]])
 
 
