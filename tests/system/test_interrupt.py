@@ -15,6 +15,8 @@ from optuna.trial import TrialState
 from sweep.config import load_config
 from sweep.search.storage import open_storage
 
+pytestmark = pytest.mark.system  # sweeps in subprocesses, killed by real signals
+
 # every fit runs its whole max_iter (gtol 1e-15 is out of float64's reach: a capped fit, not converged), so a
 # trial takes ~2 s on 2 cores however fast the solver and its warm starts get, and the signal lands mid-trial
 # (with gtol 1e-6 the warm fits converged in 2 iterations, ~0.1 s a trial, and the poll below missed them)

@@ -22,7 +22,7 @@ import pytest
 
 from servers import PASSWORD, USER, MlflowServer, postgres_or_skip
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.system, pytest.mark.integration]
 
 WORKERS, TRIALS = 4, 3  # sweep.workers, sweep.n_trials (per worker)
 REPO = Path(__file__).resolve().parents[2]

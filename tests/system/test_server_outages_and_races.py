@@ -14,7 +14,12 @@ from faults import Sweep, check_whole, counts, journal_storage, one_error_line, 
 from servers import MlflowServer, postgres_or_skip
 
 # real servers and signals on 2 shared cores: a timing loss is rerun once (both runs are in the log)
-pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.flaky(reruns=1, reruns_delay=2)]
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.faults,
+    pytest.mark.integration,
+    pytest.mark.flaky(reruns=1, reruns_delay=2),
+]
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,15 @@
 """Faults a long shared sweep meets: several local workers on one study, an unusable store, a lost CSV."""
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from sweep.cli import main
 from sweep.config import load_config
 from sweep.search.storage import open_storage
+
+pytestmark = pytest.mark.system  # whole sweeps: several workers, a blocked store, export
 
 
 def test_local_workers_share_one_study_and_one_parent_run(synthetic):

@@ -11,6 +11,8 @@ from sweep.cli import main
 from sweep.config import load_config
 from sweep.search.storage import open_storage
 
+pytestmark = pytest.mark.system  # whole sweeps, end to end
+
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """Independent of Optuna: i is on the front unless some j is >= in both objectives and > in one."""

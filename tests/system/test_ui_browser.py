@@ -44,6 +44,7 @@ STUDY = "ui-demo"
 N_TRIALS = 8
 
 pytestmark = [
+    pytest.mark.system,
     pytest.mark.browser,
     pytest.mark.skipif(
         shutil.which("chromium") is None,
@@ -98,7 +99,7 @@ def start(command: list[str], log_path: Path, ready: str, timeout_s: float = 120
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(proc)
             pytest.fail(f"sweep {command[0]} not ready ({proc.returncode}):\n{text[-3000:]}")
-        time.sleep(0.25)
+        time.sleep(0.05)
     return proc, text
 
 
