@@ -146,6 +146,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.system  # two fine-tunes in subprocesses racing for one lock
 def test_two_workers_that_need_one_prefix_train_it_once(tiny_bert, tmp_path):
     here = str(__import__("pathlib").Path(__file__).parent)
     procs = [

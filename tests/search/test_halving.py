@@ -146,13 +146,30 @@ def _study(cfg, name):
         return None
 
 
+# `python -m sweep` whose trials stop for good once scored at a rung, so that the kill finds one between its rungs
+# at once (the trials themselves as fast as the other tests'; the resume runs the real code, in this process)
+STALLS_AFTER_A_RUNG = """
+import sys, time
+from sweep.search.halving import Halving
+decide = Halving.decide
+def stalled(self, trial, rung, step, values):
+    keep = decide(self, trial, rung, step, values)
+    time.sleep(3600)
+    return keep
+Halving.decide = stalled
+from sweep.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.system  # a sweep in a subprocess, SIGKILLed
 def test_a_worker_killed_mid_rung_then_resumed_loses_and_double_counts_nothing(tiny_bert, root):
     name = "halving-kill"
-    slow = ["model.epochs=30", "sweep.baselines=null", "sweep.total_trials=5", f"sweep.study_name={name}"]
-    args = finetune_overrides(root, tiny_bert, *HALVING, *slow)
+    args = finetune_overrides(root, tiny_bert, *HALVING, "sweep.baselines=null", "sweep.total_trials=5")
+    args += [f"sweep.study_name={name}"]
     cfg = load_config(args)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sweep", "sweep", *args], env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        [sys.executable, "-c", STALLS_AFTER_A_RUNG, "sweep", *args], env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
     deadline, victim = time.time() + 240, None
     while victim is None and time.time() < deadline:
