@@ -99,7 +99,7 @@ test: $(STAMP)              ## what CI runs (prints the 15 slowest tests)
 	$(PY) -m pytest -q --durations=15 $(ARGS)
 
 test-fast: $(STAMP)         ## the tests that start no server, subprocess sweep, browser, GPU or fault injection
-	$(PY) -m pytest -q -m "not slow and not integration and not browser and not faults and not gpu and not system" $(ARGS)
+	$(PY) -m pytest -q --durations=10 -m "not slow and not integration and not browser and not faults and not gpu and not system" $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests
