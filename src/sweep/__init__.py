@@ -11,4 +11,6 @@ Subpackages re-export nothing: import the module (`from sweep.models.head import
 one never loads its siblings (the GPU machine runs models.finetune and bench.gpu without Hydra).
 """
 
+from sweep import determinism  # noqa: F401  first: the float path is set before numpy or torch loads
+
 __version__ = "0.1.0"
