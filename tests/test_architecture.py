@@ -25,19 +25,21 @@ TOP = {
     "files": "edge",
     "memo": "edge",
     "retry": "edge",
+    "schema": "edge",  # the config's typed schema: config validates against it
     "tracking": "edge",
     "cli": "cli",
     "__main__": "cli",
 }
 EDGE = {
     "allocator": set(),
-    "config": {"memo"},
+    "config": {"memo", "schema.*"},
     "determinism": set(),
     "environment": set(),
     "files": set(),
     "memo": set(),
     "retry": set(),
     "tracking": {"__init__", "files", "memo", "retry"},
+    "schema.*": {"schema.*"},
     "search.journal": {"config"},
     "search.storage": {"config", "retry", "search.journal", "tracking"},
 }  # all they import
@@ -179,9 +181,19 @@ def _path_through(start: str, members: set[str], edges: dict[str, set[str]]) -> 
     return [start]
 
 
+def _matches(module: str, names: set[str]) -> bool:
+    """`module` is one of names, or inside a package named there as `package.*`."""
+    return module in names or any(n.endswith(".*") and module.startswith(n[:-1]) for n in names)
+
+
 def edge_imports_above(edges: dict[str, set[str]]) -> dict[str, list[str]]:
-    """What config, tracking and the Optuna storage import beyond what the edge may."""
-    return {m: sorted(extra) for m, allowed in EDGE.items() if (extra := edges.get(m, set()) - allowed)}
+    """What config, tracking, the schema and the Optuna storage import beyond what the edge may."""
+    found = {}
+    for m, targets in sorted(edges.items()):
+        rules = [allowed for name, allowed in EDGE.items() if _matches(m, {name})]
+        if rules and (extra := sorted(t for t in targets if not _matches(t, rules[0]))):
+            found[m] = extra
+    return found
 
 
 def busy_inits(mods: dict[str, Path], edges: dict[str, set[str]]) -> list[str]:
@@ -358,12 +370,15 @@ def test_edge_and_init_checks_find_what_they_forbid(tmp_path):
             "search/__init__.py": '"""."""\nfrom sweep.search.storage import open_storage\n',
             "search/storage.py": '"""."""\nfrom sweep.config import x\nfrom sweep.search import study\n',
             "search/study.py": '"""."""\ndef f():\n    from mlflow import MlflowClient\n',
+            "schema/__init__.py": '"""."""\n',
+            "schema/build.py": '"""."""\nfrom sweep.schema import data\nfrom sweep.search import study\n',
+            "schema/data.py": '"""."""\n',
             "search/loop/__init__.py": '"""."""\nfrom sweep.search.loop.step import step\n',
             "search/loop/step.py": '"""."""\ndef step():\n    pass\n',
         },
     )
     mods, edges = modules(pkg), graph(pkg)
-    assert edge_imports_above(edges) == {"search.storage": ["search.study"]}
+    assert edge_imports_above(edges) == {"schema.build": ["search.study"], "search.storage": ["search.study"]}
     assert busy_inits(mods, edges) == ["search"]
     assert mlflow_importers(mods) == ["search.study"]
 
