@@ -74,6 +74,8 @@ def test_a_run_continued_from_its_saved_state_is_bitwise_the_run_that_never_stop
     first.run(plain, whole.total)  # the first process goes on elsewhere: the saved state is a copy
 
     branch = _training(tiny_bert, texts, labels)  # a new process: a fresh model and optimizer
+    saved = torch.load(tmp_path / "state.pt", map_location="meta", weights_only=False)  # as the GPU loads it
+    assert isinstance(saved["rng_cpu"], bytes)  # map_location moves tensors: the generator's state is none
     branch.load(torch.load(tmp_path / "state.pt", weights_only=False))
     branch.run(weighted, branch.total)
     mine, theirs = branch.runner.model.state_dict(), whole.runner.model.state_dict()

@@ -125,8 +125,9 @@ class Training:
                 "history": list(self.history),
                 "epoch_loss": float(self.epoch_loss),
                 "epoch_steps": self.epoch_steps,
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                # as bytes: torch.load(map_location=cuda) moves tensors, and a generator takes CPU bytes only
+                "rng_cpu": torch.get_rng_state().numpy().tobytes(),
+                "rng_cuda": torch.cuda.get_rng_state(dev).numpy().tobytes() if dev.type == "cuda" else None,
             }
         )
 
@@ -139,12 +140,16 @@ class Training:
         self.step, self.history = int(state["step"]), list(state["history"])
         self.epoch_loss.fill_(state["epoch_loss"])
         self.epoch_steps = int(state["epoch_steps"])
-        torch.set_rng_state(state["rng_cpu"])
+        torch.set_rng_state(_generator_state(state["rng_cpu"]))
         if state["rng_cuda"] is not None and self.runner.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"], self.runner.device)
+            torch.cuda.set_rng_state(_generator_state(state["rng_cuda"]), self.runner.device)
 
     def stats(self) -> dict:
         return {"loss_per_epoch": list(self.history), "steps": self.step, "seconds": self.seconds}
+
+
+def _generator_state(saved: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(saved), dtype=torch.uint8)
 
 
 def train(
