@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import ConfigError, load_config, split_args
+from sweep.environment import env_warning
 from sweep.files import write_csv
 from sweep.report.columns import PRINTED
 from sweep.report.confidence import front_noise, tied_sentence, tied_trials
@@ -89,6 +90,8 @@ def export_command(argv: list[str]) -> None:
         lines += said_dense
     files = write_report(study, table, client, report, baselines, p_front, mix, tied, lines)
     parent = study.user_attrs.get("mlflow_parent_run_id")
+    if parent and (changed := env_warning(client.get_run(parent).data.tags)):  # packages, CPU, threads, GPU
+        print(changed, file=sys.stderr)
     if parent:
         for f in [out, *written, *meeting, *files]:
             client.log_artifact(parent, str(f), "export")
