@@ -137,7 +137,7 @@ elif [ "$STAGE" = benchgpu ]; then
     --minilm "$PWD/$G/minilm" --json "$OUT/bench.json"
   lines "$R/h_bench.log" | sed -n '/^== sweep.bench.gpu/,$p' | tee -a "$R/session.log"
 elif [ "$STAGE" = head ]; then
-  timed e_test "$(cap 120 200)" $PY -m pytest -q -m gpu tests/test_head.py tests/test_gpu_share.py -p no:cacheprovider
+  timed e_test "$(cap 120 200)" $PY -m pytest -q -m gpu tests/models/test_head.py tests/models/test_gpu_share.py -p no:cacheprovider
   lines "$R/e_test.log" | tail -3 | tee -a "$R/session.log"
   timed e_bench "$(cap 420 10)" $PY -m sweep bench data=synthetic_scale model.head.device=cuda \
     trials="${N_DEC:-50}" naive_every=0 ideas="${IDEAS:-12}"

@@ -16,7 +16,7 @@ WORDS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
 def evaluate(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> tuple[dict, pd.DataFrame]:
     """Scalar metrics and the per-class table (precision, recall, F1, support) over all training classes, from
     one confusion matrix: scikit-learn's definitions (zero_division=0; balanced accuracy over the classes the
-    split holds), checked against scikit-learn in tests/test_metrics.py. scikit-learn's five calls took ~20 ms
+    split holds), checked against scikit-learn in tests/models/test_metrics.py. scikit-learn's five calls took ~20 ms
     a split at 113 classes, each trial scores two splits."""
     k = len(class_names)
     conf = confusion(np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64), k)

@@ -19,7 +19,7 @@ def tau_curve(logits: np.ndarray, y: np.ndarray, log_prior: np.ndarray, taus: np
     """One row per tau: accuracy and macro-F1 of argmax(logits - tau * log_prior), from one confusion
     matrix per tau (the metrics module's formula). The argmax runs over each row's candidates only (the classes
     that can win somewhere in the grid's range, _candidates), with the same float operations as
-    posthoc_predict, so the predictions are the same ones (tests/test_posthoc.py)."""
+    posthoc_predict, so the predictions are the same ones (tests/models/test_posthoc.py)."""
     logits, log_prior, taus = np.asarray(logits, np.float64), np.asarray(log_prior, np.float64), np.asarray(taus)
     n, k = logits.shape
     keep = _candidates(logits, log_prior, float(taus.min()), float(taus.max()))
