@@ -129,7 +129,8 @@ def gpu_list(value) -> list[str] | None:
     """sweep.gpus as device ids: null (every visible GPU), 3, "0,1,2" or [0, 1, 2]."""
     if value is None:
         return None
-    items = list(value) if isinstance(value, list | tuple) else str(value).split(",")
+    listed = hasattr(value, "__iter__") and not isinstance(value, str | bytes)  # a list, tuple or ListConfig
+    items = list(value) if listed else str(value).split(",")
     ids = [str(i).strip() for i in items]
     if not ids or not all(i.isdigit() for i in ids):
         raise ConfigError(f"sweep.gpus={value!r} is not a list of GPU ids: use e.g. sweep.gpus=0,1,2,3 or null (all)")
