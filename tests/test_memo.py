@@ -3,6 +3,9 @@ cached, clear() empties every registered cache, and each test starts without wha
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -33,7 +36,13 @@ MODULE_CACHES = {
 def test_each_test_starts_without_what_earlier_tests_left():
     import sweep.models.finetune  # noqa: F401 - registers its slots
     import sweep.report.table  # noqa: F401 - registers its lru_cache
-    from conftest import CONTENT_KEYED
+
+    # tests/conftest.py by its path: `import conftest` gives whichever conftest.py pytest imported last
+    # (tests/report/ has one of its own)
+    spec = importlib.util.spec_from_file_location("tests_conftest", Path(__file__).with_name("conftest.py"))
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    CONTENT_KEYED = conftest.CONTENT_KEYED
 
     assert MODULE_CACHES <= set(CACHE.names()) and CONTENT_KEYED < MODULE_CACHES
     left = {name: n for name, n in CACHE.sizes().items() if n and name not in CONTENT_KEYED}
