@@ -103,12 +103,10 @@ class Postgres:
             log = self.log.read_text() if self.log.exists() else ""
             pytest.fail(f"pg_ctl start failed: {out.stdout}{out.stderr}\n{log[-3000:]}")
 
-    def restart(self) -> float:
-        """`pg_ctl restart -m fast`: every connection is cut, the server is back within seconds. Returns them."""
-        start = time.monotonic()
-        out = self._ctl("-l", str(self.log), "-o", self._opts(), "-m", "fast", "-w", "-t", "60", "restart")
+    def down(self) -> None:
+        """`pg_ctl stop -m fast`, the data kept: every connection is cut until start()."""
+        out = self._ctl("-m", "fast", "-w", "-t", "60", "stop")
         assert out.returncode == 0, out.stdout + out.stderr
-        return time.monotonic() - start
 
     def stop(self) -> None:
         self._ctl("-m", "fast", "-w", "stop", timeout=60)
