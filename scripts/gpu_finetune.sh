@@ -5,18 +5,22 @@
 #
 #   bash scripts/gpu_finetune.sh quality   # MiniLM on the CFPB sample with a long tail (data.imbalance_ratio=50),
 #                                          # 4 sweeps of 50 trials, same seed: (a) full, (b) model.reweight_from=0.5,
-#                                          # (c) sweep.pruner=halving, (d) both; exports, hypervolumes vs (a)
+#                                          # (c) sweep.pruner=halving, (d) both; exports, hypervolumes vs (a);
+#                                          # SWEEPS picks which and in what order (a warm machine keeps the rest)
+#   bash scripts/gpu_finetune.sh mprobe    # MiniLM's first compiled step in a fresh process: empty compile cache,
+#                                          # then a copy of sweep (a)'s (what a second process or machine finds)
 #   bash scripts/gpu_finetune.sh cold      # ModernBERT-base shape, 58K x 113 (data=synthetic_scale): reweight_from
 #                                          # 0.5 + halving, 50 trials, 2 workers, empty caches; in the background
 #   bash scripts/gpu_finetune.sh wait      # until the background sweep ends (or the budget), then its summary
 #   bash scripts/gpu_finetune.sh probe     # one process compiling from a copy of the compile cache (a fresh
 #                                          # machine given the folder), with /tmp's default cache removed
 #
-# Env: BUDGET (seconds, default 560), WORKERS (2), EPOCHS (MiniLM epochs, 2), N (trials, 50), Q_EXTRA / MB_EXTRA
+# Env: BUDGET (seconds, default 560), WORKERS (2), EPOCHS (MiniLM epochs, 2), N (trials, 50), SWEEPS ("a b c d"),
+# Q_EXTRA / MB_EXTRA
 # (extra overrides: a CPU dry run gives tiny settings), DATA / MB_DATA, MINILM / MB (model folders), PY (python3),
 # SITE (/tmp/site; a folder holding .unpacked skips the setup).
 set -uo pipefail
-STAGE=${1:?stage: quality, cold, wait or probe}
+STAGE=${1:?stage: quality, mprobe, cold, wait or probe}
 BUDGET=${BUDGET:-560}
 PY=${PY:-python3}
 T0=$(date +%s)
@@ -73,30 +77,34 @@ print(json.dumps({"study": name, **{s: states.count(s) for s in sorted(set(state
 EOF
 }
 
+Q="paths.root=$ROOT data=${DATA:-cfpb_sample} data.imbalance_ratio=50 model=minilm_finetune model.pretrained=${MINILM:-/tmp/minilm}"
+Q="$Q model.epochs=${EPOCHS:-2} ++model.gpu_memory_gib=8 sweep.progress=false ${Q_EXTRA:-}"
 if [ "$STAGE" = quality ]; then
-  Q="paths.root=$ROOT data=${DATA:-cfpb_sample} data.imbalance_ratio=50 model=minilm_finetune model.pretrained=${MINILM:-/tmp/minilm}"
-  Q="$Q model.epochs=${EPOCHS:-2} ++model.gpu_memory_gib=8 sweep.progress=false ${Q_EXTRA:-}"
   # each sweep its own cache: a sweep must not reuse another's logits (same seed, same first trials)
   declare -A EXTRA=([a]="" [b]="model.reweight_from=0.5" [c]="sweep.pruner=halving"
     [d]="model.reweight_from=0.5 sweep.pruner=halving")
-  for s in a b c d; do
-    [ "$(left)" -lt 40 ] && { log "no time left for ($s)"; break; }
+  SWEEPS=${SWEEPS:-a b c d}
+  for s in $SWEEPS; do  # each sweep exported (test re-scoring) and compared with (a) before the next begins
+    [ "$(left)" -lt 60 ] && { log "no time left for ($s)"; break; }
     EXTRA[$s]="${EXTRA[$s]} paths.cache_dir=$ROOT/cache_$s"
-    timed "q_$s" $(($(left) - 30)) $PY -m sweep sweep $Q ${EXTRA[$s]} sweep.workers="$W" sweep.total_trials="$N" \
+    timed "q_$s" $(($(left) - 45)) $PY -m sweep sweep $Q ${EXTRA[$s]} sweep.workers="$W" sweep.total_trials="$N" \
       sweep.study_name="lt50-$s"
     summary "lt50-$s" $Q ${EXTRA[$s]} >"$R/q_$s.json" 2>>"$R/q_$s.log"
     log "($s) $(cat "$R/q_$s.json" | cut -c1-300)"
-  done
-  for s in a b c d; do
-    [ "$(left)" -lt 30 ] && break
-    timed "x_$s" 60 $PY -m sweep export $Q ${EXTRA[$s]} study="lt50-$s" out="$R/pareto_lt50_$s.csv"
+    timed "x_$s" 90 $PY -m sweep export $Q ${EXTRA[$s]} study="lt50-$s" out="$R/pareto_lt50_$s.csv"
     cp "$R/pareto_lt50_$s.csv" "$OUT/" 2>/dev/null
-  done
-  for s in b c d; do
-    [ "$(left)" -lt 20 ] && break
+    [ "$s" = a ] || [ ! -f "$R/q_a.json" ] && continue
     timed "hv_$s" 90 $PY -m sweep.report.hypervolume lt50-a "lt50-$s" $Q
     sed -n '/^{/,$p' "$R/hv_$s.log" >"$R/hv_a_vs_$s.json"
   done
+elif [ "$STAGE" = mprobe ]; then
+  P="$Q model.epochs=0.05 sweep.pruner=none paths.cache_dir=$ROOT/cache_probe"
+  rm -rf "$ROOT/cache_probe" /tmp/compile_empty /tmp/compile_copy /tmp/torchinductor_"$(whoami)"
+  TORCHINDUCTOR_CACHE_DIR=/tmp/compile_empty timed mprobe_cold 200 $PY -m sweep train $P
+  grep -h "torch.compile: the first step" "$R/mprobe_cold.log" | sed 's/^/cold: /' | tee -a "$R/session.log"
+  rm -rf "$ROOT/cache_probe" && cp -r "$ROOT/cache_a/compile" /tmp/compile_copy
+  TORCHINDUCTOR_CACHE_DIR=/tmp/compile_copy timed mprobe_warm 200 $PY -m sweep train $P
+  grep -h "torch.compile: the first step" "$R/mprobe_warm.log" | sed 's/^/warm: /' | tee -a "$R/session.log"
 elif [ "$STAGE" = cold ]; then
   rm -rf "$ROOT/data/cache/compile" "$ROOT/data/cache/prefix" "$ROOT/data/cache/logits" /tmp/torchinductor_"$(whoami)"
   M="paths.root=$ROOT data=${MB_DATA:-synthetic_scale} model=modernbert_base model.pretrained=${MB:-/tmp/modernbert_shape}"
