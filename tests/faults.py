@@ -96,6 +96,22 @@ def wait_for_complete(storage, name: str, n: int, sweep: Sweep, timeout: float =
     raise AssertionError(f"no {n} complete trials after {timeout}s:\n{sweep.stderr[-3000:]}")
 
 
+def wait_for_trial_in_flight(storage, name: str, sweep: Sweep, timeout: float = 60) -> int:
+    """Until a trial is RUNNING with its MLflow run started (its worker is inside the trial, between the run's
+    start and its result); returns its number. A fault injected then meets that trial, not the pause between two
+    trials (where a worker syncs the front's tags and no trial is in flight)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert sweep.proc.poll() is None, f"the sweep ended early ({sweep.proc.returncode}):\n{sweep.stderr[-3000:]}"
+        s = study(storage, name)
+        running = [t for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))] if s is not None else []
+        started = [t.number for t in running if "mlflow_run_id" in t.user_attrs]
+        if started:
+            return started[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no trial in flight after {timeout}s:\n{sweep.stderr[-3000:]}")
+
+
 def counts(s: optuna.Study) -> Counter:
     return Counter(t.state.name for t in s.get_trials(deepcopy=False))
 

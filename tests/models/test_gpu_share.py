@@ -164,3 +164,51 @@ def test_on_cuda_the_reservation_is_seen_and_the_peak_learned(tmp_path):
     assert torch.cuda.mem_get_info(dev)[0] >= free1 + 2 * GIB - 64 * 2**20, "the memory was not given back"
     peak = json.loads((tmp_path / gpu_share.STATE).read_text())["peaks"]["cuda-shape"]
     assert GIB // 2 <= peak < GIB
+
+
+def pinned_gpu(path: Path) -> Gpu:
+    """A device where a worker's reserved memory never goes back (a live tensor, the model kept for the next
+    trial, pins the segment): release gives nothing back, and the process's cache stays usable by itself."""
+    base = file_gpu(path)
+    take = base.reserve  # writes this process's use: n + the context
+
+    def used() -> dict:
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def reserve(n: int) -> None:
+        mine = used().get(str(os.getpid()), 0)
+        if n > 0:
+            take(max(n, mine - GIB))
+
+    base.reserve, base.release = reserve, lambda: None
+    base.cached = lambda: max(0, used().get(str(os.getpid()), 0) - GIB)
+    return base
+
+
+def _two_finetunes(state_dir: str, dev: str, log: str) -> None:
+    gpu = pinned_gpu(Path(dev))
+    for _ in range(2):  # one process, two trials: the second meets the memory the first left pinned
+        with gpu_slot(gpu, "shape", state_dir, 4, poll_s=0.05):
+            time.sleep(0.3)
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def test_workers_whose_cache_stays_pinned_use_it_and_do_not_wait_for_each_other(tmp_path):
+    """Two workers, 4 GiB each on 10 GiB: after their first fine-tunes 8 GiB stay pinned (2 GiB free). Each
+    counts its own pinned cache (3 GiB) as its own: both run their second fine-tune instead of waiting for ever."""
+    ctx = mp.get_context("fork")
+    log = tmp_path / "done.txt"
+    procs = [ctx.Process(target=_two_finetunes, args=(str(tmp_path), str(tmp_path / "dev.json"), str(log)))
+             for _ in range(2)]  # fmt: skip
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(20)
+    alive = [p.is_alive() for p in procs]
+    for p in procs:
+        p.kill() if p.is_alive() else None
+    assert alive == [False, False] and [p.exitcode for p in procs] == [0, 0], alive
+    assert len(log.read_text().split()) == 2
+    used = json.loads((tmp_path / "dev.json").read_text())
+    assert sorted(used.values()) == [4 * GIB, 4 * GIB]  # no second reservation on top of the pinned one

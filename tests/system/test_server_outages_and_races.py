@@ -10,7 +10,18 @@ import time
 
 import pytest
 
-from faults import Sweep, check_whole, counts, journal_storage, one_error_line, run, study, tiny, wait_for_complete
+from faults import (
+    Sweep,
+    check_whole,
+    counts,
+    journal_storage,
+    one_error_line,
+    run,
+    study,
+    tiny,
+    wait_for_complete,
+    wait_for_trial_in_flight,
+)
 from servers import MlflowServer, postgres_or_skip
 
 # real servers and signals on 2 shared cores: a timing loss is rerun once (both runs are in the log)
@@ -107,6 +118,7 @@ def test_mlflow_server_away_past_the_window_stops_the_sweep_in_one_line(sqlite_m
     storage = journal_storage(tmp_path)
     sweep = Sweep(args, tmp_path)
     wait_for_complete(storage, name, 2, sweep)
+    in_flight = wait_for_trial_in_flight(storage, name, sweep)  # not the pause between trials: none in flight
     sqlite_mlflow.kill()
     assert sweep.wait(120) == 1, sweep.stderr[-4000:]
     line = one_error_line(sweep.stderr)
@@ -114,8 +126,12 @@ def test_mlflow_server_away_past_the_window_stops_the_sweep_in_one_line(sqlite_m
     s = study(storage, name)
     stopped = counts(s)
     assert stopped["RUNNING"] == 0, stopped
-    failed = [t for t in s.get_trials(deepcopy=False) if t.state.name == "FAIL"]
-    assert failed and all("unreachable" in t.user_attrs.get("error", "unreachable") for t in failed), failed
+    failed = {t.number: t.user_attrs.get("error", "") for t in s.get_trials(deepcopy=False) if t.state.name == "FAIL"}
+    assert in_flight in failed and all("unreachable" in e for e in failed.values()), (
+        in_flight,
+        failed,
+        sweep.stderr[-6000:],
+    )
     sqlite_mlflow.start()
     resume = run(args, tmp_path)
     assert resume.proc.returncode == 0, resume.stderr[-4000:]

@@ -8,7 +8,9 @@ be measured. Admission is one flock per GPU: the admitted worker reserves its me
 allocator (the blocks stay reserved for its own tensors) before the next worker reads the free memory.
 
 The state (learned peaks, the holders of each GPU) is one JSON file next to the caches; holders whose
-process is gone are dropped. Only torch and the standard library here (the GPU machine runs this module)."""
+process is gone are dropped. A waiting worker counts its own cached memory as free to it: the model it keeps
+for the next trial can pin its reserved segment, which then cannot go back to the GPU (two such workers would
+otherwise wait for each other for ever). Only torch and the standard library here (the GPU machine runs it)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class Gpu:
     reset_peak: Callable[[], None]
     peak: Callable[[], int]
     release: Callable[[], None]
+    cached: Callable[[], int] = lambda: 0  # bytes this process's allocator holds unused (only it can use them)
 
 
 def cuda_gpu(device) -> Gpu:
@@ -67,6 +70,7 @@ def cuda_gpu(device) -> Gpu:
         reset_peak=lambda: torch.cuda.reset_peak_memory_stats(device),
         peak=lambda: torch.cuda.max_memory_allocated(device),
         release=torch.cuda.empty_cache,
+        cached=lambda: torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device),
     )
 
 
@@ -139,7 +143,9 @@ def gpu_slot(gpu: Gpu | None, key: str, state_dir: str | Path, given_gib: float 
     waited, t0 = False, time.monotonic()
     while True:
         with _locked(path) as state:
+            gpu.release()  # what this process's cache can give back goes back, for itself and the others
             free, total = gpu.memory()
+            own = gpu.cached()  # what it could not (a segment a live tensor pins, e.g. the kept model): its own
             need = need_bytes(given_gib, state["peaks"].get(key))
             if need is not None and need > total:
                 raise GpuMemoryError(
@@ -148,8 +154,8 @@ def gpu_slot(gpu: Gpu | None, key: str, state_dir: str | Path, given_gib: float 
                     f"{given_gib if given_gib is not None else 'learned'})"
                 )
             holders = [h for h in state["holders"].get(gpu.ident, []) if _alive(h)]
-            if admit(need, free, holders):
-                gpu.reserve(max(0, (need or 0) - GIB))  # the context is not the allocator's
+            if admit(need, free + own, holders):
+                gpu.reserve(max(0, (need or 0) - GIB - own))  # the context is not the allocator's
                 state["holders"][gpu.ident] = [*holders, {**me, "alone": need is None, "bytes": need or 0}]
                 break
             state["holders"][gpu.ident] = holders

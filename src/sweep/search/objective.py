@@ -76,6 +76,11 @@ def accuracy_constraint(rule: dict[str, float], accuracy: float, y: np.ndarray, 
     return rule["min_accuracy"] - accuracy
 
 
+def trial_error(exc: BaseException) -> str:
+    """The reason a trial failed, as its user attr and run tag say it: the error's first line, redacted."""
+    return redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:500]
+
+
 def raise_interrupt(signum, frame):
     """SIGINT and SIGTERM: trial failed, its run KILLED, sweep stopped. Remember the signal: an exception
     raised inside torch's C++ code can come out as another exception type."""
@@ -153,6 +158,14 @@ class Objective:
         if prefix:
             self.tracker.set_tags(run_id, {"branched_from": prefix})
 
+    def _start_run(self, trial: optuna.Trial, params: dict) -> str:
+        from sweep.search.placement import placement_tags
+
+        tags = {"kind": "trial", "trial": str(trial.number), "study_name": trial.study.study_name}
+        tags |= placement_tags()  # host, ray_node_id, cuda_visible_devices: where it ran
+        tags |= {f"param.{k}": str(v) for k, v in params.items()}
+        return self.tracker.start_run(f"trial-{trial.number}", parent_run_id=self.parent, tags=tags)
+
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         from sweep.models.train import run
 
@@ -161,19 +174,11 @@ class Objective:
         trial.set_user_attr("overrides", [redact(o) for o in overrides])  # the journal is shared: no passwords
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("sampler_seed", self.sampler_seed)
-        from sweep.search.placement import placement_tags
-
-        run_id = self.tracker.start_run(
-            f"trial-{trial.number}",
-            parent_run_id=self.parent,
-            tags={
-                "kind": "trial",
-                "trial": str(trial.number),
-                "study_name": trial.study.study_name,
-                **placement_tags(),  # host, ray_node_id, cuda_visible_devices: where it ran
-                **{f"param.{k}": str(v) for k, v in params.items()},
-            },
-        )
+        try:
+            run_id = self._start_run(trial, params)
+        except Exception as exc:  # the server away when the trial begins: the trial still says why it failed
+            trial.set_user_attr("error", trial_error(exc))
+            raise
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
             cfg = load_trial_config(self.base, params)  # = load_config(overrides), composed once
@@ -215,11 +220,7 @@ class Objective:
             raise optuna.TrialPruned(str(stop)) from None
         except BaseException as exc:
             interrupted = bool(INTERRUPTED) or not isinstance(exc, Exception)
-            error = (
-                "interrupted (signal)"
-                if interrupted
-                else redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:500]
-            )
+            error = "interrupted (signal)" if interrupted else trial_error(exc)
             trial.set_user_attr("error", error)
             self.tracker.set_tags(run_id, {"error": error})
             self.tracker.end_run(run_id, "KILLED" if interrupted else "FAILED")
