@@ -84,32 +84,37 @@ def study(storage, name: str) -> optuna.Study | None:
         return None
 
 
-def wait_for_complete(storage, name: str, n: int, sweep: Sweep, timeout: float = 180) -> None:
-    """Until the study holds n complete trials (the sweep is then mid-study: trials of the others running)."""
+def _wait_for(storage, name: str, sweep: Sweep, timeout: float, poll_s: float, found, what: str):
+    """Poll the study until found(study) is not None (the sweep still running); returns that value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert sweep.proc.poll() is None, f"the sweep ended early ({sweep.proc.returncode}):\n{sweep.stderr[-3000:]}"
         s = study(storage, name)
-        if s is not None and len(s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= n:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no {n} complete trials after {timeout}s:\n{sweep.stderr[-3000:]}")
+        if s is not None and (value := found(s)) is not None:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"{what} after {timeout}s:\n{sweep.stderr[-3000:]}")
+
+
+def wait_for_complete(storage, name: str, n: int, sweep: Sweep, timeout: float = 180) -> None:
+    """Until the study holds n complete trials (the sweep is then mid-study: trials of the others running)."""
+
+    def complete(s: optuna.Study) -> bool | None:
+        return len(s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= n or None
+
+    _wait_for(storage, name, sweep, timeout, 0.2, complete, f"no {n} complete trials")
 
 
 def wait_for_trial_in_flight(storage, name: str, sweep: Sweep, timeout: float = 60) -> int:
     """Until a trial is RUNNING with its MLflow run started (its worker is inside the trial, between the run's
     start and its result); returns its number. A fault injected then meets that trial, not the pause between two
     trials (where a worker syncs the front's tags and no trial is in flight)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert sweep.proc.poll() is None, f"the sweep ended early ({sweep.proc.returncode}):\n{sweep.stderr[-3000:]}"
-        s = study(storage, name)
-        running = [t for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))] if s is not None else []
-        started = [t.number for t in running if "mlflow_run_id" in t.user_attrs]
-        if started:
-            return started[0]
-        time.sleep(0.02)
-    raise AssertionError(f"no trial in flight after {timeout}s:\n{sweep.stderr[-3000:]}")
+
+    def started(s: optuna.Study) -> int | None:
+        running = s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return next((t.number for t in running if "mlflow_run_id" in t.user_attrs), None)
+
+    return _wait_for(storage, name, sweep, timeout, 0.02, started, "no trial in flight")
 
 
 def counts(s: optuna.Study) -> Counter:

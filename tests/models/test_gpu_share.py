@@ -20,11 +20,13 @@ from sweep.models.gpu_share import GIB, Gpu, GpuMemoryError, admit, gpu_slot, ne
 TOTAL = 10 * GIB
 
 
+def _used(path: Path) -> dict:
+    """The file device's use: {pid: bytes}."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def file_gpu(path: Path, peak: int = 2 * GIB) -> Gpu:
     """A device whose memory use lives in a JSON file {pid: bytes}: what every process sees as used."""
-
-    def used() -> dict:
-        return json.loads(path.read_text()) if path.exists() else {}
 
     def write(d: dict) -> None:
         tmp = path.with_suffix(f".{os.getpid()}")
@@ -32,14 +34,14 @@ def file_gpu(path: Path, peak: int = 2 * GIB) -> Gpu:
         os.replace(tmp, path)
 
     def reserve(n: int) -> None:
-        write({**used(), str(os.getpid()): n + GIB})  # + the context, which real CUDA also shows as used
+        write({**_used(path), str(os.getpid()): n + GIB})  # + the context, which real CUDA also shows as used
 
     def release() -> None:
-        write({k: v for k, v in used().items() if k != str(os.getpid())})
+        write({k: v for k, v in _used(path).items() if k != str(os.getpid())})
 
     return Gpu(
         ident="test:gpu0",
-        memory=lambda: (TOTAL - sum(used().values()), TOTAL),
+        memory=lambda: (TOTAL - sum(_used(path).values()), TOTAL),
         reserve=reserve,
         reset_peak=lambda: None,
         peak=lambda: peak,
@@ -172,16 +174,13 @@ def pinned_gpu(path: Path) -> Gpu:
     base = file_gpu(path)
     take = base.reserve  # writes this process's use: n + the context
 
-    def used() -> dict:
-        return json.loads(path.read_text()) if path.exists() else {}
-
     def reserve(n: int) -> None:
-        mine = used().get(str(os.getpid()), 0)
+        mine = _used(path).get(str(os.getpid()), 0)
         if n > 0:
             take(max(n, mine - GIB))
 
     base.reserve, base.release = reserve, lambda: None
-    base.cached = lambda: max(0, used().get(str(os.getpid()), 0) - GIB)
+    base.cached = lambda: max(0, _used(path).get(str(os.getpid()), 0) - GIB)
     return base
 
 
@@ -207,7 +206,8 @@ def test_workers_whose_cache_stays_pinned_use_it_and_do_not_wait_for_each_other(
         p.join(20)
     alive = [p.is_alive() for p in procs]
     for p in procs:
-        p.kill() if p.is_alive() else None
+        if p.is_alive():
+            p.kill()
     assert alive == [False, False] and [p.exitcode for p in procs] == [0, 0], alive
     assert len(log.read_text().split()) == 2
     used = json.loads((tmp_path / "dev.json").read_text())
