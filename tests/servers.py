@@ -141,9 +141,12 @@ class MlflowServer:
         cmd = [*launcher, "server", "--backend-store-uri", self.backend]
         cmd += ["--artifacts-destination", str(self.folder / "artifacts"), "--default-artifact-root"]
         cmd += ["mlflow-artifacts:/", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
+        # no job runner (MLflow's GenAI jobs: a consumer process per queue, which the harness never uses), as
+        # `make ui` starts it: the server is up in seconds and a kill takes all of it
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True
+                cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, env=env, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

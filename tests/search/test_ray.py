@@ -159,17 +159,17 @@ def _running_trial(storage, name, sweep, cfg, timeout=240.0):
 @pytest.mark.slow
 @pytest.mark.system
 @needs_ray
-def test_a_node_lost_mid_sweep_its_trial_fails_its_worker_restarts_and_the_study_completes(tmp_path):
+def test_a_node_lost_mid_sweep_its_trial_fails_its_worker_restarts_and_the_study_completes(root):
     """Two one-worker nodes; the node of a running trial is removed (its raylet and workers killed): that trial
     is FAIL (not RUNNING), its run not RUNNING, the worker starts again on a node added meanwhile, and the study
     still ends with exactly sweep.total_trials complete."""
     cluster, nodes = _cluster({"num_cpus": 1}, {"num_cpus": 1})
     try:
         name, total = "ray-lost", 6
-        args = tiny(tmp_path, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
+        args = tiny(root, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
         args += ["sweep.workers=2", f"sweep.total_trials={total}", "sweep.baselines=null"]
-        storage, cfg = journal_storage(tmp_path), load_config(args)
-        sweep = Sweep(args, tmp_path)
+        storage, cfg = journal_storage(root), load_config(args)
+        sweep = Sweep(args, root)
         victim, tags = _running_trial(storage, name, sweep, cfg)
         lost = next(n for n in nodes if n.node_id == tags["ray_node_id"])
         cluster.add_node(num_cpus=1)  # where the lost worker starts again
@@ -201,15 +201,15 @@ def _workers_alive(name: str) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.system
 @needs_ray
-def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, tmp_path):
+def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root):
     """SIGINT to the driver mid-trial: exit 130 without a traceback; each worker failed its trial and marked
     its run KILLED, the parent run is KILLED, nothing is RUNNING, no worker process is left."""
     cluster, _ = two_gpu_nodes
     name = "ray-int"
-    args = tiny(tmp_path, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
+    args = tiny(root, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
     args += ["sweep.workers=2", "sweep.total_trials=20", "sweep.baselines=null"]
-    storage, cfg = journal_storage(tmp_path), load_config(args)
-    sweep = Sweep(args, tmp_path)
+    storage, cfg = journal_storage(root), load_config(args)
+    sweep = Sweep(args, root)
     victim, _ = _running_trial(storage, name, sweep, cfg)
     os.kill(sweep.proc.pid, signal.SIGINT)
     assert sweep.wait(180) == 130, sweep.stderr[-4000:]
@@ -230,7 +230,7 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, tmp_p
 @pytest.mark.system
 @pytest.mark.integration
 @needs_ray
-def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(two_gpu_nodes, tmp_path):
+def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(two_gpu_nodes, root):
     """PostgreSQL stopped mid-sweep, past sweep.storage_retry_window_s: the workers fail their trials and stop,
     the sweep ends with the local launcher's one line (exit 1: the storage named, its fix, "N of M workers
     stopped"); with the database back, the same command ends the left-over trials and completes the study."""
@@ -240,10 +240,10 @@ def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(
     cluster, _ = two_gpu_nodes
     try:
         name, total = "ray-pg", 6
-        args = tiny(tmp_path, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
+        args = tiny(root, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
         args += ["sweep.workers=2", f"sweep.total_trials={total}", "sweep.baselines=null"]
         args += [f"sweep.storage={pg.url()}", "sweep.storage_retry_window_s=3", "sweep.heartbeat_interval=2"]
-        sweep = Sweep(args, tmp_path)
+        sweep = Sweep(args, root)
         wait_for_complete(pg.url(), name, 1, sweep)
         pg._ctl("-m", "fast", "-w", "stop", timeout=60)  # its data kept: started again below
         assert sweep.wait(240) == 1, sweep.stderr[-4000:]
@@ -251,8 +251,8 @@ def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(
         assert "Optuna storage" in line and "unreachable for" in line and "run the same command" in line, line
         assert "of 2 workers stopped" in line and PASSWORD not in sweep.stderr, line
         pg.start()
-        resume = run(args, tmp_path, timeout=400)
+        resume = run(args, root, timeout=400)
         assert resume.proc.returncode == 0, resume.stderr[-4000:]
-        check_whole(study(pg.url(), name), f"sqlite:///{tmp_path}/mlruns/mlflow.db", total)
+        check_whole(study(pg.url(), name), f"sqlite:///{root}/mlruns/mlflow.db", total)
     finally:
         pg.stop()

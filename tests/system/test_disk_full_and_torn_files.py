@@ -71,36 +71,36 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
-def test_disk_full_during_a_trials_artifact_logging_and_the_resume(tmpfs, tmp_path):
+def test_disk_full_during_a_trials_artifact_logging_and_the_resume(tmpfs, root):
     """The artifact store fills up mid-sweep: the trial fails, the sweep stops with one line naming the path
     and its free space (exit 1), no torn journal line; after freeing space the same command completes."""
     name, total = "disk-full", 6
-    artifacts = tmpfs(tmp_path / "artifacts")
-    args = tiny(tmp_path, name, f"sweep.total_trials={total}", f"tracking.artifact_root={artifacts}")
-    sweep = Sweep(args, tmp_path)
-    wait_for_complete(_storage(tmp_path), name, 2, sweep)
+    artifacts = tmpfs(root / "artifacts")
+    args = tiny(root, name, f"sweep.total_trials={total}", f"tracking.artifact_root={artifacts}")
+    sweep = Sweep(args, root)
+    wait_for_complete(_storage(root), name, 2, sweep)
     filler = _fill(artifacts)
     assert sweep.wait(120) == 1, sweep.stderr[-3000:]
     line = one_error_line(sweep.stderr)
     assert "no space left" in line and str(artifacts) in line and "MiB free" in line, line
-    _whole_lines(_journal(tmp_path))
-    stopped = counts(study(_storage(tmp_path), name))
+    _whole_lines(_journal(root))
+    stopped = counts(study(_storage(root), name))
     assert stopped["RUNNING"] == 0 and stopped["FAIL"] >= 1, stopped
     filler.unlink()
-    resume = run(args, tmp_path)
+    resume = run(args, root)
     assert resume.proc.returncode == 0, resume.stderr[-3000:]
     print(
         name,
         dict(stopped),
-        check_whole(study(_storage(tmp_path), name), f"sqlite:///{tmp_path}/mlruns/mlflow.db", total),
+        check_whole(study(_storage(root), name), f"sqlite:///{root}/mlruns/mlflow.db", total),
     )
 
 
-def test_disk_full_during_export_leaves_no_half_written_csv(tmpfs, tmp_path, capsys):
+def test_disk_full_during_export_leaves_no_half_written_csv(tmpfs, root, capsys):
     name = "disk-full-export"
-    args = tiny(tmp_path, name, "sweep.n_trials=4")
+    args = tiny(root, name, "sweep.n_trials=4")
     assert main(["sweep", *args]) == 0
-    out_dir = tmpfs(tmp_path / "export")
+    out_dir = tmpfs(root / "export")
     out = out_dir / "pareto.csv"
     out.write_text("the previous export\n")
     filler = _fill(out_dir)
@@ -128,14 +128,14 @@ def test_a_full_disk_never_leaves_a_torn_journal_line(tmpfs, tmp_path):
     assert _whole_lines(folder / "journal.log") == 1
 
 
-def test_a_torn_last_journal_line_is_cut_and_the_study_resumes(tmp_path):
+def test_a_torn_last_journal_line_is_cut_and_the_study_resumes(root):
     """A worker SIGKILLed while appending leaves a line without its end (simulated: half a line appended under the
     journal's lock, as the dying writer held it). The next start loads the study, cuts the torn line on its first
     write, reconciles and completes the study."""
     name = "torn"
-    args = tiny(tmp_path, name, "sweep.n_trials=3")
+    args = tiny(root, name, "sweep.n_trials=3")
     assert main(["sweep", *args]) == 0
-    journal = _journal(tmp_path)
+    journal = _journal(root)
     line = journal.read_bytes().splitlines()[-1]
     with open(f"{journal}.flock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -143,16 +143,16 @@ def test_a_torn_last_journal_line_is_cut_and_the_study_resumes(tmp_path):
             f.write(line[: len(line) // 2])
     assert main(["sweep", *args[:-1], "sweep.total_trials=5"]) == 0
     assert _whole_lines(journal) > 0
-    assert counts(study(_storage(tmp_path), name)) == {"COMPLETE": 5}
+    assert counts(study(_storage(root), name)) == {"COMPLETE": 5}
 
 
-def test_a_torn_journal_line_under_running_workers_is_cut_and_they_go_on(tmp_path):
+def test_a_torn_journal_line_under_running_workers_is_cut_and_they_go_on(root):
     """The same tear while 2 workers run: the next append (under the lock) cuts it; no worker crashes."""
     name, total = "torn-live", 8
-    args = tiny(tmp_path, name, "sweep.workers=2", f"sweep.total_trials={total}")
-    sweep = Sweep(args, tmp_path)
-    wait_for_complete(_storage(tmp_path), name, 2, sweep)
-    journal = _journal(tmp_path)
+    args = tiny(root, name, "sweep.workers=2", f"sweep.total_trials={total}")
+    sweep = Sweep(args, root)
+    wait_for_complete(_storage(root), name, 2, sweep)
+    journal = _journal(root)
     with open(f"{journal}.flock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with open(journal, "ab") as f:
@@ -160,14 +160,14 @@ def test_a_torn_journal_line_under_running_workers_is_cut_and_they_go_on(tmp_pat
     assert sweep.wait(300) == 0, sweep.stderr[-3000:]
     assert "Traceback" not in sweep.stderr and "torn last line" in sweep.stderr
     _whole_lines(journal)
-    print(name, check_whole(study(_storage(tmp_path), name), f"sqlite:///{tmp_path}/mlruns/mlflow.db", total))
+    print(name, check_whole(study(_storage(root), name), f"sqlite:///{root}/mlruns/mlflow.db", total))
 
 
-def test_a_torn_line_inside_the_journal_is_named_with_its_fix(tmp_path, capsys):
+def test_a_torn_line_inside_the_journal_is_named_with_its_fix(root, capsys):
     name = "torn-inside"
-    args = tiny(tmp_path, name, "sweep.n_trials=2")
+    args = tiny(root, name, "sweep.n_trials=2")
     assert main(["sweep", *args]) == 0
-    journal = _journal(tmp_path)
+    journal = _journal(root)
     lines = journal.read_bytes().splitlines(keepends=True)
     lines[3] = lines[3][:10] + b"\n"
     journal.write_bytes(b"".join(lines))
@@ -206,17 +206,17 @@ def tiny_bert(tmp_path_factory) -> str:
     return str(folder)
 
 
-def test_the_fine_tunes_lock_holder_dies_and_a_waiting_worker_fine_tunes(tiny_bert, tmp_path):
+def test_the_fine_tunes_lock_holder_dies_and_a_waiting_worker_fine_tunes(tiny_bert, root):
     """model=minilm_decoupled with 2 workers: one fine-tunes under the cache's file lock, the other waits. The
     holder is SIGKILLed mid-fine-tune: the kernel drops its lock, the waiting worker fine-tunes (once: the
     lock admits one at a time), the sweep exits 1 naming the dead worker, and the resume completes."""
     name, total = "lock-dies", 4
-    args = tiny(tmp_path, name, "sweep.workers=2", f"sweep.total_trials={total}", "model=minilm_decoupled")
+    args = tiny(root, name, "sweep.workers=2", f"sweep.total_trials={total}", "model=minilm_decoupled")
     args += [f"model.finetune.pretrained={tiny_bert}", "++model.finetune.random_init=true",
              "model.finetune.max_length=32", "model.finetune.epochs=30", "model.finetune.batch_tokens=512",
              "model.finetune.device=cpu"]  # fmt: skip
-    sweep = Sweep(args, tmp_path)
-    cache = tmp_path / "data" / "cache" / "features"
+    sweep = Sweep(args, root)
+    cache = root / "data" / "cache" / "features"
     deadline, holders = time.monotonic() + 240, {}
     while time.monotonic() < deadline and not holders:
         assert sweep.proc.poll() is None, sweep.stderr[-3000:]
@@ -235,7 +235,7 @@ def test_the_fine_tunes_lock_holder_dies_and_a_waiting_worker_fine_tunes(tiny_be
     rc = sweep.wait(400)
     assert rc != 0 and "Traceback" not in sweep.stderr, sweep.stderr[-3000:]
     assert sweep.stderr.count("finetuned features: fine-tune") == 1, sweep.stderr[-3000:]  # the survivor's
-    resume = run(args, tmp_path, timeout=400)
+    resume = run(args, root, timeout=400)
     assert resume.proc.returncode == 0, resume.stderr[-3000:]
     assert "finetuned features: fine-tune" not in resume.stderr  # from the cache
-    print(name, check_whole(study(_storage(tmp_path), name), f"sqlite:///{tmp_path}/mlruns/mlflow.db", total))
+    print(name, check_whole(study(_storage(root), name), f"sqlite:///{root}/mlruns/mlflow.db", total))

@@ -6,6 +6,7 @@ RUNNING, one parent run (faults.check_whole). Trials are tiny (synthetic data): 
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -49,8 +50,10 @@ def pg_mlflow(pg, tmp_path_factory):
 
 
 @pytest.fixture
-def sqlite_mlflow(tmp_path):
-    """`mlflow server` on SQLite in tmp_path, for a test to kill."""
+def sqlite_mlflow(tmp_path, empty_mlflow_store):
+    """`mlflow server` on SQLite in tmp_path (a copy of the empty store: conftest.py), for a test to kill."""
+    (tmp_path / "server").mkdir()
+    shutil.copyfile(empty_mlflow_store, tmp_path / "server" / "mlflow.db")
     server = MlflowServer(f"sqlite:///{tmp_path}/server/mlflow.db", tmp_path / "server", workers=1).start()
     yield server
     server.stop()
@@ -67,15 +70,15 @@ def outage(pg, sweep: Sweep, said: int) -> None:
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_postgres_restarted_mid_sweep_the_workers_reconnect(workers, pg, pg_mlflow, tmp_path):
+def test_postgres_restarted_mid_sweep_the_workers_reconnect(workers, pg, pg_mlflow, root):
     """PostgreSQL stopped (`pg_ctl stop -m fast`) and started again, twice, while the workers run: they wait and
     reconnect (storage calls retried within sweep.storage_retry_window_s, 120 s by default), no traceback, the
     study ends with exactly the trials asked for; the MLflow server on the same database rides through on its
     own 5xx retries."""
     name, total = f"pg-restart-{workers}", 4 * workers
-    args = tiny(tmp_path, name, f"sweep.workers={workers}", f"sweep.total_trials={total}")
+    args = tiny(root, name, f"sweep.workers={workers}", f"sweep.total_trials={total}")
     args += [f"sweep.storage={pg.url()}", f"tracking.tracking_uri={pg_mlflow.url}"]
-    sweep = Sweep(args, tmp_path)
+    sweep = Sweep(args, root)
     wait_for_complete(pg.url(), name, 2, sweep)
     outage(pg, sweep, said=0)
     first = sweep.stderr.count("unreachable")
@@ -88,15 +91,15 @@ def test_postgres_restarted_mid_sweep_the_workers_reconnect(workers, pg, pg_mlfl
     print(name, check_whole(study(pg.url(), name), pg_mlflow.url, total))
 
 
-def test_mlflow_server_away_20s_is_ridden_through(sqlite_mlflow, tmp_path):
+def test_mlflow_server_away_20s_is_ridden_through(sqlite_mlflow, root):
     """The tracking server SIGKILLed and started again 20 s later (a crash and a supervisor's restart): the
     trial in flight waits (tracking.retry_window_s, 120 s by default) and the sweep finishes; nothing lost.
     A remote server prints no "View run ..." banner per run under the progress bar."""
     name, total = "mlflow-20s", 8
-    args = tiny(tmp_path, name, "sweep.workers=2", f"sweep.total_trials={total}", "sweep.progress=true")
+    args = tiny(root, name, "sweep.workers=2", f"sweep.total_trials={total}", "sweep.progress=true")
     args += [f"tracking.tracking_uri={sqlite_mlflow.url}"]
-    sweep = Sweep(args, tmp_path)
-    storage = journal_storage(tmp_path)
+    sweep = Sweep(args, root)
+    storage = journal_storage(root)
     wait_for_complete(storage, name, 2, sweep)
     sqlite_mlflow.kill()
     time.sleep(20)
@@ -107,16 +110,16 @@ def test_mlflow_server_away_20s_is_ridden_through(sqlite_mlflow, tmp_path):
     print(name, check_whole(study(storage, name), sqlite_mlflow.url, total))
 
 
-def test_mlflow_server_away_past_the_window_stops_the_sweep_in_one_line(sqlite_mlflow, tmp_path):
+def test_mlflow_server_away_past_the_window_stops_the_sweep_in_one_line(sqlite_mlflow, root):
     """The server killed and left down longer than the retry window. The 5-minute outage of the issue is the
     same path with a 3 s window (tracking.retry_window_s=3), so that CI does not wait 5 minutes: the trial in
     flight fails in Optuna with the reason, the sweep stops with one line (exit 1), nothing stays RUNNING in
     Optuna; after the server is back, the same command resumes, ends the left-over runs and completes."""
     name, total = "mlflow-long", 8
-    args = tiny(tmp_path, name, "sweep.workers=2", f"sweep.total_trials={total}", "tracking.retry_window_s=3")
+    args = tiny(root, name, "sweep.workers=2", f"sweep.total_trials={total}", "tracking.retry_window_s=3")
     args += [f"tracking.tracking_uri={sqlite_mlflow.url}"]
-    storage = journal_storage(tmp_path)
-    sweep = Sweep(args, tmp_path)
+    storage = journal_storage(root)
+    sweep = Sweep(args, root)
     wait_for_complete(storage, name, 2, sweep)
     in_flight = wait_for_trial_in_flight(storage, name, sweep)  # not the pause between trials: none in flight
     sqlite_mlflow.kill()
@@ -133,30 +136,30 @@ def test_mlflow_server_away_past_the_window_stops_the_sweep_in_one_line(sqlite_m
         sweep.stderr[-6000:],
     )
     sqlite_mlflow.start()
-    resume = run(args, tmp_path)
+    resume = run(args, root)
     assert resume.proc.returncode == 0, resume.stderr[-4000:]
     print(name, dict(stopped), check_whole(study(storage, name), sqlite_mlflow.url, total))
 
 
-def test_eight_workers_racing_on_a_new_journal_study(tmp_path):
+def test_eight_workers_racing_on_a_new_journal_study(root):
     """8 local workers start at once on a new study: one study, one parent run, unique trial numbers, and
     sweep.total_trials=N ends with exactly N complete trials (none handed out once N are complete or running)."""
     name, total = "race-journal", 12
-    args = tiny(tmp_path, name, "sweep.workers=8", f"sweep.total_trials={total}")
-    sweep = run(args, tmp_path, timeout=400)
+    args = tiny(root, name, "sweep.workers=8", f"sweep.total_trials={total}")
+    sweep = run(args, root, timeout=400)
     assert sweep.proc.returncode == 0, sweep.stderr[-4000:]
-    s = study(journal_storage(tmp_path), name)
+    s = study(journal_storage(root), name)
     assert counts(s) == {"COMPLETE": total}
-    print(name, check_whole(s, f"sqlite:///{tmp_path}/mlruns/mlflow.db", total))
+    print(name, check_whole(s, f"sqlite:///{root}/mlruns/mlflow.db", total))
 
 
-def test_two_hosts_racing_on_a_new_postgres_study(pg, pg_mlflow, tmp_path):
+def test_two_hosts_racing_on_a_new_postgres_study(pg, pg_mlflow, root):
     """Two "hosts" (two `make sweep WORKERS=4`, each its own process group) start at once on one new study in
     PostgreSQL with one MLflow server: 8 workers, one study, one parent run, exactly N complete trials."""
     name, total = "race-pg", 12
-    args = tiny(tmp_path, name, "sweep.workers=4", f"sweep.total_trials={total}")
+    args = tiny(root, name, "sweep.workers=4", f"sweep.total_trials={total}")
     args += [f"sweep.storage={pg.url()}", f"tracking.tracking_uri={pg_mlflow.url}"]
-    hosts = [Sweep(args, tmp_path / "host-a"), Sweep(args, tmp_path / "host-b")]
+    hosts = [Sweep(args, root / "host-a"), Sweep(args, root / "host-b")]
     for host in hosts:
         assert host.wait(400) == 0, host.stderr[-4000:]
         assert "Traceback" not in host.stderr
