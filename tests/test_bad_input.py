@@ -59,6 +59,7 @@ def csv_files(draw) -> bytes:
     return _csv_bytes(draw)
 
 
+@pytest.mark.slow  # 25-150 generated cases: the full run's (make test), not the edit loop's
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=csv_files())
 def test_generated_csv_files_are_a_clean_run_or_one_error_line(data, tmp_path, capsys):
@@ -115,6 +116,7 @@ def shared_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bad-config")
 
 
+@pytest.mark.slow  # 25-150 generated cases: the full run's (make test), not the edit loop's
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(extra=overrides())
 def test_generated_config_overrides_are_a_clean_run_or_one_error_line(extra, shared_root, capsys):
@@ -126,6 +128,7 @@ def test_generated_config_overrides_are_a_clean_run_or_one_error_line(extra, sha
     _one_error_or_clean(code, capsys.readouterr().err)
 
 
+@pytest.mark.slow  # 25-150 generated cases: the full run's (make test), not the edit loop's
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(extra=overrides())
 def test_generated_overrides_of_a_sweep_are_a_clean_start_or_one_error_line(extra, shared_root, capsys):
