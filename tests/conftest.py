@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,23 +12,28 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def empty_mlflow_store(tmp_path_factory) -> Path:
-    """An MLflow SQLite store as MLflow makes it (its schema migrated, no experiment of the harness's), made once
-    per test session: a new store costs ~3 s of Alembic migrations on this 2-core machine, per test and per
-    subprocess sweep otherwise. The tests that check a store made from nothing use tmp_path, not root."""
+def mlflow_store(tmp_path_factory) -> Callable[[Path], Path]:
+    """mlflow_store(folder): folder/mlflow.db, a copy of an MLflow SQLite store as MLflow makes it (its schema
+    migrated, no experiment of the harness's), made once per test session: a new store costs ~3 s of Alembic
+    migrations on this 2-core machine, per test and per subprocess sweep otherwise. The tests that check a store
+    made from nothing use tmp_path, not root."""
     from mlflow import MlflowClient
 
-    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{template}").search_experiments()
+
+    def copy(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copyfile(template, folder / "mlflow.db"))
+
+    return copy
 
 
 @pytest.fixture
-def root(tmp_path: Path, empty_mlflow_store: Path) -> Path:
-    """A test's paths.root: empty but for a copy of the empty MLflow store at mlruns/mlflow.db (the default
-    tracking URI under paths.root), which the harness opens as it opens a store it made itself."""
-    (tmp_path / "mlruns").mkdir()
-    shutil.copyfile(empty_mlflow_store, tmp_path / "mlruns" / "mlflow.db")
+def root(tmp_path: Path, mlflow_store) -> Path:
+    """A test's paths.root: empty but for an empty MLflow store at mlruns/mlflow.db (the default tracking URI
+    under paths.root), which the harness opens as it opens a store it made itself."""
+    mlflow_store(tmp_path / "mlruns")
     return tmp_path
 
 

@@ -6,7 +6,6 @@ RUNNING, one parent run (faults.check_whole). Trials are tiny (synthetic data): 
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
@@ -50,11 +49,9 @@ def pg_mlflow(pg, tmp_path_factory):
 
 
 @pytest.fixture
-def sqlite_mlflow(tmp_path, empty_mlflow_store):
-    """`mlflow server` on SQLite in tmp_path (a copy of the empty store: conftest.py), for a test to kill."""
-    (tmp_path / "server").mkdir()
-    shutil.copyfile(empty_mlflow_store, tmp_path / "server" / "mlflow.db")
-    server = MlflowServer(f"sqlite:///{tmp_path}/server/mlflow.db", tmp_path / "server", workers=1).start()
+def sqlite_mlflow(tmp_path, mlflow_store):
+    """`mlflow server` on SQLite in tmp_path (an empty store: conftest.py), for a test to kill."""
+    server = MlflowServer(f"sqlite:///{mlflow_store(tmp_path / 'server')}", tmp_path / "server", workers=1).start()
     yield server
     server.stop()
 
@@ -70,15 +67,15 @@ def outage(pg, sweep: Sweep, said: int) -> None:
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_postgres_restarted_mid_sweep_the_workers_reconnect(workers, pg, pg_mlflow, root):
+def test_postgres_restarted_mid_sweep_the_workers_reconnect(workers, pg, pg_mlflow, tmp_path):
     """PostgreSQL stopped (`pg_ctl stop -m fast`) and started again, twice, while the workers run: they wait and
     reconnect (storage calls retried within sweep.storage_retry_window_s, 120 s by default), no traceback, the
     study ends with exactly the trials asked for; the MLflow server on the same database rides through on its
     own 5xx retries."""
     name, total = f"pg-restart-{workers}", 4 * workers
-    args = tiny(root, name, f"sweep.workers={workers}", f"sweep.total_trials={total}")
+    args = tiny(tmp_path, name, f"sweep.workers={workers}", f"sweep.total_trials={total}")
     args += [f"sweep.storage={pg.url()}", f"tracking.tracking_uri={pg_mlflow.url}"]
-    sweep = Sweep(args, root)
+    sweep = Sweep(args, tmp_path)
     wait_for_complete(pg.url(), name, 2, sweep)
     outage(pg, sweep, said=0)
     first = sweep.stderr.count("unreachable")
@@ -153,13 +150,13 @@ def test_eight_workers_racing_on_a_new_journal_study(root):
     print(name, check_whole(s, f"sqlite:///{root}/mlruns/mlflow.db", total))
 
 
-def test_two_hosts_racing_on_a_new_postgres_study(pg, pg_mlflow, root):
+def test_two_hosts_racing_on_a_new_postgres_study(pg, pg_mlflow, tmp_path):
     """Two "hosts" (two `make sweep WORKERS=4`, each its own process group) start at once on one new study in
     PostgreSQL with one MLflow server: 8 workers, one study, one parent run, exactly N complete trials."""
     name, total = "race-pg", 12
-    args = tiny(root, name, "sweep.workers=4", f"sweep.total_trials={total}")
+    args = tiny(tmp_path, name, "sweep.workers=4", f"sweep.total_trials={total}")
     args += [f"sweep.storage={pg.url()}", f"tracking.tracking_uri={pg_mlflow.url}"]
-    hosts = [Sweep(args, root / "host-a"), Sweep(args, root / "host-b")]
+    hosts = [Sweep(args, tmp_path / "host-a"), Sweep(args, tmp_path / "host-b")]
     for host in hosts:
         assert host.wait(400) == 0, host.stderr[-4000:]
         assert "Traceback" not in host.stderr
