@@ -34,7 +34,7 @@ class TrackingError(RuntimeError):
 
 
 def _mlflow_transient(exc: BaseException) -> bool:
-    """A tracking server that is away or restarting: no connection, a timeout, a 5xx (its database restarting)."""
+    """A server away (no connection, a timeout, a 5xx), or a SQLite store locked past MLflow's busy wait."""
     import requests
     from mlflow.exceptions import MlflowException, RestException
 
@@ -42,7 +42,7 @@ def _mlflow_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RestException):
         return exc.get_http_status_code() >= 500
-    failed = re.search(r"API request to .* failed with (\w+ )?(exception|error code 5)", str(exc))
+    failed = re.search(r"API request to .* failed with (\w+ )?(exception|error code 5)|database is locked", str(exc))
     return isinstance(exc, MlflowException) and bool(failed)
 
 

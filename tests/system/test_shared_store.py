@@ -94,3 +94,32 @@ def test_a_planted_password_is_never_written(synthetic, root, capsys):
     client = MlflowClient(load_config(args).tracking.tracking_uri)
     parent = client.search_runs([client.get_experiment_by_name("test").experiment_id], "tags.kind = 'sweep'")[0]
     assert parent.data.params["notes.results_db"] == "postgresql://analyst:***@db.internal:5432/results"
+
+
+def test_a_sqlite_store_held_by_another_writer_past_mlflows_busy_wait_is_waited_for(root, caplog):
+    """Another process's write transaction holding the local MLflow store longer than the 20 s busy wait MLflow
+    gives SQLite (PRAGMA busy_timeout = 20000):
+    MLflow raises "database is locked"; the tracker retries it within tracking.retry_window_s, so a trial's log
+    or, at Ctrl-C, the KILLED mark of a run goes through instead of a traceback (two Ray workers marking their
+    runs KILLED at once on a loaded machine met this)."""
+    import logging
+    import sqlite3
+    import threading
+
+    from sweep.tracking import Tracker
+
+    cfg = load_config([f"paths.root={root}"])
+    tracker = Tracker(cfg.tracking)
+    run = tracker.start_run("held")
+    holder = sqlite3.connect(root / "mlruns" / "mlflow.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # what a writer in another process holds
+    release = threading.Timer(22.0, holder.rollback)
+    release.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="sweep.retry"):
+            tracker.end_run(run, "KILLED")
+    finally:
+        release.join()
+        holder.close()
+    assert "database is locked" in caplog.text and "is back after" in caplog.text, caplog.text
+    assert MlflowClient(cfg.tracking.tracking_uri).get_run(run).info.status == "KILLED"
