@@ -29,6 +29,29 @@ def mlflow_store(tmp_path_factory) -> Callable[[Path], Path]:
     return copy
 
 
+@pytest.fixture(scope="session")
+def pg():
+    """One throwaway PostgreSQL cluster for the session (tests/servers.py), databases `optuna` and `mlflow`: the
+    tests that restart it leave it up; each test names its own study and MLflow experiment."""
+    from servers import postgres_or_skip
+
+    server = postgres_or_skip()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_mlflow(pg, tmp_path_factory):
+    """One `mlflow server` on that cluster's `mlflow` database, proxied artifacts in a temp folder; a PostgreSQL
+    restart reaches it too (it rides through on its own retries). The driver named: SQLAlchemy 2.1 maps a bare
+    postgresql:// to psycopg 3, the project ships psycopg2."""
+    from servers import MlflowServer
+
+    server = MlflowServer(pg.url("mlflow", "postgresql+psycopg2"), tmp_path_factory.mktemp("pg-mlflow")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def root(tmp_path: Path, mlflow_store) -> Path:
     """A test's paths.root: empty but for an empty MLflow store at mlruns/mlflow.db (the default tracking URI
@@ -97,3 +120,15 @@ def tiny_bert(tmp_path_factory) -> str:
     from tiny_model import write_tiny_bert
 
     return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+SERIAL = ("system", "faults", "integration", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist's --dist loadgroup (make test), the tests that start servers, subprocess sweeps, workers
+    or signals run one after another on one worker: they time outages and share the session's PostgreSQL; the
+    rest spread over the other workers."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in SERIAL):
+            item.add_marker(pytest.mark.xdist_group("serial"))

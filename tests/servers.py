@@ -103,6 +103,11 @@ class Postgres:
             log = self.log.read_text() if self.log.exists() else ""
             pytest.fail(f"pg_ctl start failed: {out.stdout}{out.stderr}\n{log[-3000:]}")
 
+    def up(self) -> None:
+        """start() unless it is running (`pg_ctl status`: 0 when it runs)."""
+        if self._ctl("status").returncode != 0:
+            self.start()
+
     def down(self) -> None:
         """`pg_ctl stop -m fast`, the data kept: every connection is cut until start()."""
         out = self._ctl("-m", "fast", "-w", "-t", "60", "stop")

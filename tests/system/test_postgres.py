@@ -2,9 +2,9 @@
 tracking server whose backend store is PostgreSQL too. Counts must be exact (no lost or duplicated trial,
 one parent run) and the database password must not leak into MLflow, artifacts, logs or the exported CSV.
 
-The fixture starts its own throwaway PostgreSQL cluster (Debian's `postgresql` package; as root it runs the
-server as the `postgres` user) on a free port of 127.0.0.1 with password authentication, and an `mlflow server`
-from this venv on top of it. Skipped only where PostgreSQL's binaries cannot be found.
+The session's fixtures (tests/conftest.py) start a throwaway PostgreSQL cluster (Debian's `postgresql` package;
+as root it runs the server as the `postgres` user) on a free port of 127.0.0.1 with password authentication, and
+an `mlflow server` from this venv on top of it. Skipped only where PostgreSQL's binaries cannot be found.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from servers import PASSWORD, USER, MlflowServer, postgres_or_skip
+from servers import PASSWORD, USER
 
 pytestmark = [pytest.mark.system, pytest.mark.integration]
 
@@ -32,23 +32,16 @@ SCHEME = "postgresql"  # what users type in sweep.storage; SQLAlchemy picks the 
 # ---------------------------------------------------------------- servers (tests/servers.py)
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A PostgreSQL cluster of our own: yields (host, port); databases `optuna` and `mlflow`, owner `sweep`."""
-    server = postgres_or_skip()
-    yield server.host, server.port
-    server.stop()
+@pytest.fixture
+def postgres(pg):
+    """The session's PostgreSQL cluster (tests/conftest.py): (host, port); databases `optuna` and `mlflow`."""
+    return pg.host, pg.port
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(postgres, tmp_path_factory):
-    """`mlflow server` on PostgreSQL with proxied artifacts in a temp dir: yields its http URL. The server's
-    driver named explicitly: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2."""
-    host, port = postgres
-    backend = f"postgresql+psycopg2://{USER}:{PASSWORD}@{host}:{port}/mlflow"
-    server = MlflowServer(backend, tmp_path_factory.mktemp("mlflow-server")).start()
-    yield server.url
-    server.stop()
+@pytest.fixture
+def mlflow_server(pg_mlflow):
+    """The session's `mlflow server` on that PostgreSQL, proxied artifacts: its http URL."""
+    return pg_mlflow.url
 
 
 # ---------------------------------------------------------------- helpers

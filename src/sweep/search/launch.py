@@ -35,7 +35,7 @@ def launch(cfg, overrides: list[str], study: optuna.Study, done: int, tracker, r
         rc = run_ray_workers(cfg, overrides, study, done, tracker, reconcile)
     else:  # each worker stops once the study holds `total` complete trials
         todo = max(0, int(total) - done) if total else int(cfg.sweep.n_trials) * workers
-        rc = run_workers(workers, overrides, study, todo, gpu_list(cfg.sweep.get("gpus")))
+        rc = run_workers(workers, overrides, study, todo, gpu_list(cfg.sweep.get("gpus")), bool(cfg.sweep.progress))
     if rc == 1 or rc < 0:  # a worker stopped on a fault (its line is above) or was killed: resumable
         why = f"was killed (signal {-rc})" if rc < 0 else "stopped (see its error above)"
         raise Stopped(f"{workers} workers: a worker {why}: run the same command again to resume")

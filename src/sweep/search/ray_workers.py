@@ -108,7 +108,7 @@ def run_ray_workers(cfg, overrides: list[str], study: optuna.Study, done: int, t
             settings.update(cache_per_host=True, cache_dir=str(cfg.paths.cache_dir))
         each = f"{settings['num_cpus']:g} CPU, {settings['num_gpus']:g} GPU each"
         log.info("Ray: %d workers (%s) until the study holds %d complete trials", n, each, target)
-        results, away = _run(ray, task, study, n, args, env, settings, target - done)
+        results, away = _run(ray, task, study, n, args, env, settings, target - done, bool(cfg.sweep.progress))
     except KeyboardInterrupt:
         _end_quietly(reconcile, study, tracker)
         raise
@@ -128,7 +128,7 @@ def run_ray_workers(cfg, overrides: list[str], study: optuna.Study, done: int, t
     return next((c for c in codes if c < 0), max(codes, default=0))
 
 
-def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int) -> tuple[list[dict], object]:
+def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int, show: bool) -> tuple[list, object]:
     """Submit n tasks and wait for them, one progress bar; a lost task's slot is started again; Ctrl-C cancels
     them all and waits for their workers to stop. Returns the workers' results and the storage's fault, if the
     storage went away meanwhile (this process stops watching it, the workers' lines say more)."""
@@ -163,7 +163,7 @@ def _run(ray, task, study: optuna.Study, n: int, args, env, settings, todo: int)
             log.warning("the study's storage is away (%s): waiting for the workers", str(exc).splitlines()[0][:200])
 
     try:
-        with tqdm(total=todo, desc=f"{n} Ray workers", unit="trial") as bar:
+        with tqdm(total=todo, desc=f"{n} Ray workers", unit="trial", disable=not show) as bar:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for ref in ready:
