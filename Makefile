@@ -95,11 +95,15 @@ bench: $(STAMP)             ## harness vs naive sweep at the same converged answ
 bench-gpu: $(if $(NO_VENV),,$(GPU_STAMP)) ## fine-tuning throughput vs the Hugging Face Trainer (needs a CUDA GPU)
 	$(PY) -m sweep.bench.gpu $(ARGS)
 
-test: $(STAMP)              ## what CI runs (prints the 15 slowest tests)
-	$(PY) -m pytest -q --durations=15 $(ARGS)
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # a test worker per core, one torch thread each
 
-test-fast: $(STAMP)         ## the tests that start no server, subprocess sweep, browser, GPU or fault injection
-	$(PY) -m pytest -q --durations=10 -m "not slow and not integration and not browser and not faults and not gpu and not system" $(ARGS)
+test: $(STAMP)              ## what CI runs, on every core: servers, sweeps and faults one after another (15 slowest)
+	$(ONE_THREAD) $(PY) -m pytest -q -n auto --dist loadgroup --durations=15 -m "not ray" $(ARGS)
+	$(PY) -m pytest -q --durations=5 -m ray $(ARGS) || [ $$? -eq 5 ]  # the Ray cluster alone (5: none selected)
+
+test-fast: $(STAMP)         ## the edit loop: no server, sweep, subprocess, browser, GPU or fault; on every core
+	$(ONE_THREAD) $(PY) -m pytest -q -n auto --durations=10 \
+	  -m "not slow and not integration and not browser and not faults and not gpu and not system" $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests

@@ -33,6 +33,7 @@ def _faults(env: dict) -> tuple[bool, int]:
     return ok == "True", int(faults)
 
 
+@pytest.mark.slow  # a fresh interpreter: make test's, not the edit loop's
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_blocks_are_reused_not_faulted_in_again():
     kept_ok, kept = _faults({})

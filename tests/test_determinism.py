@@ -86,6 +86,7 @@ def test_cpu_flags_reads_the_first_cpu_line(tmp_path):
     assert determinism.cpu_flags(str(tmp_path / "none")) == set()
 
 
+@pytest.mark.slow  # a fresh interpreter per case: make test's, not the edit loop's
 @needs_avx2
 def test_importing_sweep_first_puts_torch_and_numpy_on_the_avx2_path():
     got = report("import sweep")
@@ -96,6 +97,7 @@ def test_importing_sweep_first_puts_torch_and_numpy_on_the_avx2_path():
     assert (by_hand["torch"], by_hand["numpy_avx512"]) == (got["torch"], got["numpy_avx512"])
 
 
+@pytest.mark.slow  # a fresh interpreter per case: make test's, not the edit loop's
 @needs_avx512
 def test_native_and_a_users_own_setting_are_left_alone():
     native = report("")  # no sweep: the machine's own choice
@@ -103,6 +105,7 @@ def test_native_and_a_users_own_setting_are_left_alone():
     assert report("import sweep", ATEN_CPU_CAPABILITY="avx512")["torch"] == native["torch"] == "AVX512"
 
 
+@pytest.mark.slow  # a fresh interpreter per case: make test's, not the edit loop's
 @needs_avx512
 def test_numpy_loaded_before_sweep_keeps_the_native_path_for_its_workers_too():
     got = run("import os, numpy, sweep, torch\nprint('{\"torch\": \"%s\", \"mode\": \"%s\", \"aten\": \"%s\"}' % ("
@@ -111,6 +114,7 @@ def test_numpy_loaded_before_sweep_keeps_the_native_path_for_its_workers_too():
     assert got == {"torch": "AVX512", "mode": "native", "aten": "None"}
 
 
+@pytest.mark.slow  # a fresh interpreter per case: make test's, not the edit loop's
 @needs_avx512
 def test_a_head_fitted_on_avx512_and_on_an_avx2_cpu_is_bitwise_the_same():
     here, avx2_cpu = run(FIT), run(FIT, **AVX2_CPU)

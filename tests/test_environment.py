@@ -51,6 +51,7 @@ def test_env_tags_are_this_machines_versions_python_cpu_and_gpu():
     assert all(isinstance(v, str) and v for v in tags.values())
 
 
+@pytest.mark.slow  # a fresh interpreter: make test's, not the edit loop's
 def test_env_tags_import_no_package_and_read_threads_as_torch_will_use_them():
     code = "import sys; from sweep.environment import env_tags as e; print(e()['env.threads'], 'torch' in sys.modules)"
     assert _in_subprocess(code, OMP_NUM_THREADS="3").split() == ["3", "False"]
@@ -100,6 +101,7 @@ def test_env_differences_names_what_changes_results_and_not_the_rest():
     )
 
 
+@pytest.mark.slow  # a whole sweep in-process and its export: make test's, not the edit loop's
 def test_a_sweeps_parent_run_carries_the_env_tags_and_export_warns_when_one_differs(synthetic, root, capsys):
     args = [*synthetic, "sweep.n_trials=3", "sweep.study_name=env", "sweep.progress=false"]
     assert main(["sweep", *args]) == 0

@@ -2,9 +2,12 @@
 
 import math
 
+import pytest
+
 from sweep.bench.cost import _cell
 
 
+@pytest.mark.slow  # a bench cell: the harness's sweep: make test's, not the edit loop's
 def test_cost_cell_reports_the_sweeps_own_fits(tmp_path):
     r = _cell([f"paths.root={tmp_path}"], str(tmp_path / "data"), classes=8, texts=1000, trials=4)
     assert (r["classes"], r["texts"], r["trials"]) == (8, 1000, 4)
@@ -15,6 +18,7 @@ def test_cost_cell_reports_the_sweeps_own_fits(tmp_path):
     assert r["trial_s"] <= r["wall_s"]
 
 
+@pytest.mark.slow  # a whole bench: both sides' sweeps and the idea table: make test's, not the edit loop's
 def test_bench_runs_both_sides_and_checks_the_same_answer(tmp_path, capsys):
     """A real bench on small data: harness sweep, naive scikit-learn side, the idea table; exit 0 when the
     answers agree."""
@@ -59,6 +63,7 @@ def test_a_failed_same_answer_check_says_so_and_exits_1(capsys):
     assert "must be < 0.001: FAILED" in out and "bench FAILED: not the same answer" in out
 
 
+@pytest.mark.slow  # the bench's naive sweep: make test's, not the edit loop's
 def test_the_naive_side_leaves_no_tracking_uri_behind(tmp_path, monkeypatch):
     """optuna-integration's MLflowCallback sets MLFLOW_TRACKING_URI for the whole process; the bench puts it
     back, so that later runs (conf/tracking/local.yaml reads it) do not write into the bench's store."""

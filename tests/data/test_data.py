@@ -200,6 +200,7 @@ def test_default_synthetic_data_passes_the_checks(tmp_path: Path):
     assert s.num_classes == 6 and s.info["n_test"] == 69
 
 
+@pytest.mark.slow  # the real CFPB sample: make test's, not the edit loop's
 def test_cfpb_sample_passes_the_checks(sample_dir: Path, caplog):
     from sweep.config import load_config
     from sweep.data.splits import load_splits

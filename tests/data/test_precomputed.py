@@ -91,6 +91,7 @@ def test_each_split_gets_its_own_rows_through_cleaning_dedup_and_splits(syntheti
         assert feats[split][:, 0].astype(int).tolist() == [where[t] for t in texts]
 
 
+@pytest.mark.slow  # a whole sweep in-process and its export: make test's, not the edit loop's
 def test_a_precomputed_sweep_fits_the_head_on_the_files_rows_and_exports_its_front(synthetic, root, capsys):
     frame = raw_frame(synthetic)
     np.save(root / "emb.npy", encode(frame["text"]))
@@ -148,6 +149,7 @@ def test_embeddings_by_id_match_the_same_rows_as_by_position(synthetic, root):
     assert 0 < result.metrics["val_accuracy"] <= 1 and "val_accuracy_fold2" in result.metrics
 
 
+@pytest.mark.slow  # a whole sweep in-process, its export and pick: make test's, not the edit loop's
 def test_a_precomputed_logits_sweep_searches_only_the_posthoc_tau_and_exports_and_picks(synthetic, root, capsys):
     frame = raw_frame(synthetic)
     logits = classify(frame)
@@ -293,6 +295,7 @@ def test_a_fixed_test_file_has_its_own_rows_in_model_test_path(synthetic, root, 
     assert "model.test_path=" in one_line(capsys)
 
 
+@pytest.mark.slow  # two whole sweeps in-process: make test's, not the edit loop's
 def test_a_file_rewritten_under_the_same_path_is_another_study(synthetic, root, capsys):
     frame = raw_frame(synthetic)
     np.save(root / "emb.npy", encode(frame["text"]))

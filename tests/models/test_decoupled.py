@@ -102,6 +102,7 @@ def test_decoupled_configs_compose_and_their_finetune_resolves(name, tmp_path):
     assert c["pretrained"] == cfg.model.finetune.pretrained
 
 
+@pytest.mark.slow  # a whole decoupled sweep: make test's, not the edit loop's
 def test_decoupled_sweep_fine_tunes_once(tmp_path, tiny_bert, count_finetunes):
     """3 trials with different alpha / post-hoc tau: one fine-tune (trial 0), then only converged head fits."""
     args = [*decoupled(tmp_path, tiny_bert), "sweep.n_trials=3", "sweep.study_name=dec"]
@@ -129,6 +130,7 @@ def test_decoupled_sweep_fine_tunes_once(tmp_path, tiny_bert, count_finetunes):
     assert all(k.data.params["model.features"] == "finetuned" for k in kids)
 
 
+@pytest.mark.slow  # fine-tunes, three times: make test's, not the edit loop's
 def test_cache_hits_on_disk_and_keys_on_what_changes_the_finetune(tmp_path, tiny_bert, count_finetunes):
     cfg = load_config(decoupled(tmp_path, tiny_bert))
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))

@@ -141,6 +141,7 @@ def _toy_texts(n_per_class=8):
     return texts, np.asarray(labels, dtype=np.int64)
 
 
+@pytest.mark.slow  # a fine-tune on the CPU: make test's, not the edit loop's
 def test_cpu_finetune_smoke(tmp_path):
     texts, labels = _toy_texts()
     counts = np.bincount(labels, minlength=3)

@@ -28,6 +28,7 @@ def test_each_row_equals_scikit_learn_on_the_adjusted_argmax():
     assert curve["val_macro_f1"].idxmax() != curve["val_accuracy"].idxmax()
 
 
+@pytest.mark.slow  # a whole sweep in-process: make test's, not the edit loop's
 def test_a_trials_curve_holds_its_own_numbers_and_is_logged_with_its_run(synthetic, root):
     from mlflow.tracking import MlflowClient
 

@@ -17,9 +17,10 @@ SWEPT = ["data=synthetic", "task_name=test", "sweep.n_trials=8", "data.ratio=40"
 
 
 @pytest.fixture(scope="session")
-def shared_root(tmp_path_factory) -> Path:
+def shared_root(tmp_path_factory, mlflow_store) -> Path:
     """The store (MLflow sqlite, Optuna journal, data cache) of one real sweep, study `swept`."""
     root = tmp_path_factory.mktemp("swept")
+    mlflow_store(root / "mlruns")  # the session's empty store (tests/conftest.py), as the root fixture gives
     assert main(["sweep", f"paths.root={root}", *SWEPT, "sweep.study_name=swept"]) == 0
     return root
 

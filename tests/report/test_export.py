@@ -232,6 +232,7 @@ def test_the_per_class_plot_names_the_classes_that_moved_and_counts_whole_classe
     plt.close(fig)
 
 
+@pytest.mark.slow  # a whole export with its bootstraps: make test's, not the edit loop's
 def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_comparisons(
     shared_sweep, tmp_path, capsys
 ):
@@ -411,6 +412,7 @@ def test_export_computes_test_figures_from_predictions_intervals_head_tail_and_c
     assert main(["export", *args, "study=decide", "bootstrap=bca"]) == 2
 
 
+@pytest.mark.slow  # an export that re-fits each point on new seeds: make test's, not the edit loop's
 def test_export_seeds_vary_the_split_and_the_model_seed(shared_sweep, tmp_path):
     args = shared_sweep("spread")
     out = tmp_path / "spread.csv"

@@ -85,10 +85,11 @@ def assert_tables_hold(markdown: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
+def swept(tmp_path_factory, mlflow_store):
     """A real sweep and export on a labelled CSV whose class names are the user's report's (formulas, a |, quotes,
     commas, a newline, non-ASCII, 200+ characters): data=csv on the synthetic texts, renamed."""
     root = tmp_path_factory.mktemp("safe")
+    mlflow_store(root / "mlruns")
     frame = synthetic_frame(load_config(["data=synthetic"]).data, 0)
     frame["label"] = frame["label"].map({f"class_{k}": name for k, name in enumerate(NASTY)})
     frame.to_csv(root / "tickets.csv", index=False)
@@ -103,6 +104,7 @@ def swept(tmp_path_factory):
     return {"root": root, "study": study, "client": client, "table": table, "baselines": baselines}
 
 
+@pytest.mark.slow  # a whole sweep in-process and every report: make test's, not the edit loop's
 def test_a_sweep_on_formula_class_names_writes_only_safe_files(swept):
     root, client, study = swept["root"], swept["client"], swept["study"]
     written = [p for p in root.rglob("*.csv") if p.name != "tickets.csv" and "data" not in p.relative_to(root).parts]
@@ -145,6 +147,7 @@ class_name = st.one_of(
 )
 
 
+@pytest.mark.slow  # generated cases through every report writer: make test's, not the edit loop's
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_class_names_give_safe_csv_and_whole_markdown_tables(swept, data):

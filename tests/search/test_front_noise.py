@@ -27,7 +27,7 @@ def _predictions(seed: int = 0, n: int = 150, k: int = 6):
 @pytest.mark.parametrize("metrics", [["accuracy", "macro_f1"], ["accuracy", "macro_f1", "coverage"]])
 def test_p_front_agrees_with_a_slow_plain_python_computation(metrics):
     y, preds, k = _predictions()
-    n_boot = 150
+    n_boot = 60
     samples = bootstrap(y, preds, k, n_boot=n_boot, seed=4)
     names = list(preds)
     scores = np.stack([np.stack([samples[n][m] for m in metrics], axis=-1) for n in names], axis=1)

@@ -100,6 +100,7 @@ def test_tpe_never_counts_a_pruned_trial_as_good():
 HALVING = ["model.reweight_from=0.5", "sweep.pruner=halving", "sweep.sampler=random"]
 
 
+@pytest.mark.slow  # a whole halving sweep of fine-tunes: make test's, not the edit loop's
 def test_a_halving_sweep_prunes_keeps_pruned_trials_off_the_front_and_branches_from_one_prefix(tiny_bert, root):
     args = finetune_overrides(root, tiny_bert, *HALVING, "sweep.n_trials=12", "sweep.study_name=halving")
     assert main(["sweep", *args]) == 0

@@ -15,6 +15,7 @@ from sweep.models.metrics import resample_indices
 from sweep.search.storage import open_storage
 
 
+@pytest.mark.slow  # a whole sweep in-process and its export: make test's, not the edit loop's
 def test_three_objectives_and_an_accuracy_floor_through_study_front_tags_and_export(synthetic, root, capsys):
     floor = 0.74
     args = [

@@ -87,6 +87,7 @@ def _runs(cfg, name):
 @pytest.mark.slow
 @pytest.mark.system
 @needs_ray
+@pytest.mark.ray
 def test_one_gpu_per_worker_each_trial_tagged_where_it_ran_and_none_over_total(two_gpu_nodes, synthetic, root, capsys):
     """4 workers on 4 declared GPUs: every worker sees its own device, the study ends with exactly
     sweep.total_trials complete, every trial's run names its host, node and GPU, the end counts them by node."""
@@ -127,6 +128,7 @@ def test_one_gpu_per_worker_each_trial_tagged_where_it_ran_and_none_over_total(t
 @pytest.mark.slow
 @pytest.mark.system
 @needs_ray
+@pytest.mark.ray
 def test_half_a_gpu_per_worker_two_workers_share_one(two_gpu_nodes, synthetic):
     """sweep.ray.gpus_per_worker=0.5, sweep.workers=2, what the GPU machine runs: Ray packs both on one GPU of
     one node (it fills a device before the next), and the trials complete."""
@@ -159,6 +161,7 @@ def _running_trial(storage, name, sweep, cfg, timeout=240.0):
 @pytest.mark.slow
 @pytest.mark.system
 @needs_ray
+@pytest.mark.ray
 def test_a_node_lost_mid_sweep_its_trial_fails_its_worker_restarts_and_the_study_completes(root):
     """Two one-worker nodes; the node of a running trial is removed (its raylet and workers killed): that trial
     is FAIL (not RUNNING), its run not RUNNING, the worker starts again on a node added meanwhile, and the study
@@ -201,6 +204,7 @@ def _workers_alive(name: str) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.system
 @needs_ray
+@pytest.mark.ray
 def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root):
     """SIGINT to the driver mid-trial: exit 130 without a traceback; each worker failed its trial and marked
     its run KILLED, the parent run is KILLED, nothing is RUNNING, no worker process is left."""
@@ -214,6 +218,7 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root)
     os.kill(sweep.proc.pid, signal.SIGINT)
     assert sweep.wait(180) == 130, sweep.stderr[-4000:]
     assert "Traceback" not in sweep.stderr, sweep.stderr[-4000:]
+    assert "Ray workers:" not in sweep.stderr  # sweep.progress=false: no bar
     s = study(storage, name)
     assert counts(s)["RUNNING"] == 0 and s.trials[victim.number].state == TrialState.FAIL
     client = MlflowClient(cfg.tracking.tracking_uri)
@@ -230,13 +235,13 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root)
 @pytest.mark.system
 @pytest.mark.integration
 @needs_ray
-def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(two_gpu_nodes, root):
+@pytest.mark.ray
+def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(two_gpu_nodes, pg, root):
     """PostgreSQL stopped mid-sweep, past sweep.storage_retry_window_s: the workers fail their trials and stop,
     the sweep ends with the local launcher's one line (exit 1: the storage named, its fix, "N of M workers
     stopped"); with the database back, the same command ends the left-over trials and completes the study."""
-    from servers import PASSWORD, postgres_or_skip
+    from servers import PASSWORD
 
-    pg = postgres_or_skip()
     cluster, _ = two_gpu_nodes
     try:
         name, total = "ray-pg", 6
@@ -255,4 +260,4 @@ def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(
         assert resume.proc.returncode == 0, resume.stderr[-4000:]
         check_whole(study(pg.url(), name), f"sqlite:///{root}/mlruns/mlflow.db", total)
     finally:
-        pg.stop()
+        pg.up()  # the session's cluster: up for the tests after this one
