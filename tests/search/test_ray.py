@@ -256,7 +256,13 @@ def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(
         assert "Optuna storage" in line and "unreachable for" in line and "run the same command" in line, line
         assert "of 2 workers stopped" in line and PASSWORD not in sweep.stderr, line
         pg.start()
-        resume = run(args, root, timeout=400)
+        try:
+            resume = run(args, root, timeout=400)
+        except AssertionError as exc:  # a stalled resume: what the study held, for the next reader of CI's log
+            s = study(pg.url(), name)
+            running = [(t.number, t.user_attrs.get("worker")) for t in s.get_trials(states=(TrialState.RUNNING,))]
+            raise AssertionError(f"{counts(s)}, RUNNING (trial, worker): {running}, workers alive: "
+                                 f"{_workers_alive(name)}\n{exc}") from None  # fmt: skip
         assert resume.proc.returncode == 0, resume.stderr[-4000:]
         check_whole(study(pg.url(), name), f"sqlite:///{root}/mlruns/mlflow.db", total)
     finally:
