@@ -27,7 +27,10 @@ def tiny(root: Path, name: str, *extra: str) -> list[str]:
 class Sweep:
     """`python -m sweep <command> ...` in its own process group, output to files (a pipe could fill and block)."""
 
-    def __init__(self, args: list[str], folder: Path, command: str = "sweep", env: dict | None = None):
+    def __init__(
+        self, args: list[str], folder: Path, command: str = "sweep", env: dict | None = None, ignore_int: bool = False
+    ):
+        """ignore_int: started with SIGINT ignored, as a shell script's `cmd &` starts it."""
         folder.mkdir(parents=True, exist_ok=True)
         self.out = folder / f"{command}-{time.monotonic_ns()}.out"
         self.err = self.out.with_suffix(".err")
@@ -40,6 +43,7 @@ class Sweep:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_int else None,
             )
 
     def wait(self, timeout: float = 300) -> int:

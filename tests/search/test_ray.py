@@ -213,7 +213,7 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root)
     args = tiny(root, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
     args += ["sweep.workers=2", "sweep.total_trials=20", "sweep.baselines=null"]
     storage, cfg = journal_storage(root), load_config(args)
-    sweep = Sweep(args, root)
+    sweep = Sweep(args, root, ignore_int=True)  # as a script's `make sweep &` starts it: Ctrl-C still stops it
     victim, _ = _running_trial(storage, name, sweep, cfg)
     os.kill(sweep.proc.pid, signal.SIGINT)
     assert sweep.wait(180) == 130, sweep.stderr[-4000:]

@@ -4,7 +4,9 @@ it, logs a nested MLflow child run, and with sweep.pruner=halving scores it at i
 from __future__ import annotations
 
 import os
+import signal
 import socket
+from contextlib import contextmanager
 
 import numpy as np
 import optuna
@@ -88,6 +90,18 @@ def raise_interrupt(signum, frame):
     if defer_interrupt(signum):  # inside an MLflow / Optuna storage call: raised as soon as it returns
         return
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def interrupts():
+    """SIGINT and SIGTERM raise KeyboardInterrupt (trial failed, run KILLED), also where SIGINT was ignored when the
+    process started (`make sweep &` in a script): one worker or the launcher of many, the same."""
+    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Objective:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ from sweep.environment import env_tags
 from sweep.search.halving import CompleteGamma, halving
 from sweep.search.launch import check_launcher, launch
 from sweep.search.loop import fatal, run_trials
-from sweep.search.objective import Objective, constraints, objective_names, raise_interrupt
+from sweep.search.objective import Objective, constraints, interrupts, objective_names
 from sweep.search.placement import node_summary, trials_by_node
 from sweep.search.progress import Progress
 from sweep.search.space import check_space, search_space
@@ -264,26 +263,25 @@ def _sweep(
     )
     on_ray = cfg.sweep.get("launcher", "local") == "ray"
     if workers > 1 or on_ray:
-        rc = launch(cfg, overrides, study, done, tracker, reconcile)  # local processes or Ray tasks: launch.py
+        with interrupts():  # Ctrl-C or SIGTERM: each worker fails its trial, marks its run KILLED and stops
+            rc = launch(cfg, overrides, study, done, tracker, reconcile)  # local processes or Ray tasks: launch.py
         finalize(study, tracker, parent, cfg)
         tracker.end_run(parent)
         if rc:
             raise TrackingError(f"{workers} workers: at least one exited with status {rc}; see its log above")
         report(study, cfg)
         return print(node_summary(trials_by_node(study, tracker))) if on_ray else None
-    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     objective = Objective(cfg, overrides, space, tracker, parent, sampler_seed)
     total = cfg.sweep.get("total_trials")
     if total:  # resume-to-target: trials until the study holds this many complete ones, however many workers
         n_trials = max(0, int(total) - done)
     progress = Progress(n_trials, tracker, enabled=bool(cfg.sweep.get("progress", True)))
-    try:
-        stop_after = int(cfg.sweep.get("max_failures_in_a_row", 5) or 0)  # absent: 5; null or 0: never
-        run_trials(study, objective, n_trials, int(total) if total else None, [progress], stop_after)
-    finally:
-        progress.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interrupts():
+        try:
+            stop_after = int(cfg.sweep.get("max_failures_in_a_row", 5) or 0)  # absent: 5; null or 0: never
+            run_trials(study, objective, n_trials, int(total) if total else None, [progress], stop_after)
+        finally:
+            progress.close()
     if os.environ.get(MANAGED_ENV) == "1":
         return  # the launching process finalizes once every worker is done
     finalize(study, tracker, parent, cfg)
