@@ -42,6 +42,8 @@ def worker_task(args: list[str], env: dict[str, str], index: int, settings: dict
     it fails its trial, marks its run KILLED and exits 130. Returns its exit status, fault and error lines."""
     import ray
 
+    if threading.current_thread() is threading.main_thread():  # ray.cancel's SIGINT, even where the raylet's
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # shell started it with SIGINT ignored
     node, host = ray.get_runtime_context().get_node_id(), socket.gethostname()
     threads = str(max(1, math.ceil(settings["num_cpus"])))
     faults = Path(tempfile.mkdtemp(prefix="sweep-ray-")) / "faults"
