@@ -236,13 +236,13 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root)
 @pytest.mark.integration
 @needs_ray
 @pytest.mark.ray
-def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(two_gpu_nodes, pg, root):
+def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(pg, root):
     """PostgreSQL stopped mid-sweep, past sweep.storage_retry_window_s: the workers fail their trials and stop,
     the sweep ends with the local launcher's one line (exit 1: the storage named, its fix, "N of M workers
     stopped"); with the database back, the same command ends the left-over trials and completes the study."""
     from servers import PASSWORD
 
-    cluster, _ = two_gpu_nodes
+    cluster, _ = _cluster({"num_cpus": 2, "num_gpus": 2}, {"num_cpus": 2, "num_gpus": 2})  # none left by others
     try:
         name, total = "ray-pg", 6
         args = tiny(root, name, *SLOW, "sweep.launcher=ray", f"sweep.ray.address={cluster.address}")
@@ -266,4 +266,5 @@ def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(
         assert resume.proc.returncode == 0, resume.stderr[-4000:]
         check_whole(study(pg.url(), name), f"sqlite:///{root}/mlruns/mlflow.db", total)
     finally:
+        cluster.shutdown()
         pg.up()  # the session's cluster: up for the tests after this one
