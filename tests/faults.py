@@ -63,6 +63,29 @@ class Sweep:
         return self.err.read_text(errors="replace")
 
 
+def live_pids(group: int | None = None, argv: tuple[str, ...] = ()) -> list[int]:
+    """The processes still running (a zombie is dead) of process group `group`, or whose command line holds each
+    of `argv` as a whole argument."""
+    alive = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if fields[0] != "Z" and (group is None or int(fields[2]) == group) and all(a in cmd for a in argv):
+            alive.append(int(pid))
+    return alive
+
+
+def left_after(timeout: float, **which) -> list[int]:
+    """live_pids(**which) once none is left, or what is still left after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (alive := live_pids(**which)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive
+
+
 def run(args: list[str], folder: Path, command: str = "sweep", timeout: float = 300) -> Sweep:
     s = Sweep(args, folder, command)
     s.wait(timeout)

@@ -17,7 +17,19 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from faults import Sweep, check_whole, counts, journal_storage, one_error_line, run, study, tiny, wait_for_complete
+from faults import (
+    Sweep,
+    check_whole,
+    counts,
+    journal_storage,
+    left_after,
+    live_pids,
+    one_error_line,
+    run,
+    study,
+    tiny,
+    wait_for_complete,
+)
 from sweep.cli import main
 from sweep.config import ConfigError, load_config
 from sweep.search.cluster import RAY_MISSING, shared_paths
@@ -188,17 +200,9 @@ def test_a_node_lost_mid_sweep_its_trial_fails_its_worker_restarts_and_the_study
         cluster.shutdown()
 
 
-def _workers_alive(name: str) -> list[int]:
-    """Worker processes of this study still running: their command line names it."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if b"sweep.search.ray_workers" in cmd and f"sweep.study_name={name}".encode() in cmd:
-            out.append(int(pid))
-    return out
+def _workers(name: str) -> dict:
+    """This study's Ray worker processes (faults.live_pids): their command line names the module and the study."""
+    return {"argv": ("sweep.search.ray_workers", f"sweep.study_name={name}")}
 
 
 @pytest.mark.slow
@@ -225,10 +229,7 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root)
     assert client.get_run(victim.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     assert client.get_run(s.user_attrs["mlflow_parent_run_id"]).info.status == "KILLED"
     assert not [r for r in _runs(cfg, name) if r.info.status == "RUNNING"]
-    deadline = time.monotonic() + 30
-    while _workers_alive(name) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not _workers_alive(name)
+    assert not left_after(30, **_workers(name))
 
 
 @pytest.mark.slow
@@ -262,7 +263,7 @@ def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(
             s = study(pg.url(), name)
             running = [(t.number, t.user_attrs.get("worker")) for t in s.get_trials(states=(TrialState.RUNNING,))]
             raise AssertionError(f"{counts(s)}, RUNNING (trial, worker): {running}, workers alive: "
-                                 f"{_workers_alive(name)}\n{exc}") from None  # fmt: skip
+                                 f"{live_pids(**_workers(name))}\n{exc}") from None  # fmt: skip
         assert resume.proc.returncode == 0, resume.stderr[-4000:]
         check_whole(study(pg.url(), name), f"sqlite:///{root}/mlruns/mlflow.db", total)
     finally:

@@ -127,26 +127,13 @@ def test_a_signal_inside_a_service_call_waits_for_it_and_a_second_one_does_not(s
         INTERRUPTED.clear()
 
 
-def _group_alive(pgid: int) -> list[int]:
-    """The processes of this process group still running (zombies are dead)."""
-    alive = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(pid))
-    return alive
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT-started-ignored", "TERM"])
 def test_two_workers_stop_on_a_signal_to_their_launcher(sig, root):
     """`kill` (SIGTERM) of a 2-worker sweep, or Ctrl-C of one that a script started with `&` (SIGINT ignored at
     start): exit 130 without a traceback, as one worker stops; the trials in flight failed, none RUNNING, and no
     worker left running."""
-    from faults import Sweep, counts, journal_storage, study, tiny, wait_for_trial_in_flight
+    from faults import Sweep, counts, journal_storage, left_after, study, tiny, wait_for_trial_in_flight
 
     name = f"two-{sig.name}"
     args = tiny(root, name, *SLOW, "sweep.workers=2", "sweep.total_trials=200", "sweep.baselines=null")
@@ -158,7 +145,4 @@ def test_two_workers_stop_on_a_signal_to_their_launcher(sig, root):
     assert "Traceback" not in sweep.stderr, sweep.stderr[-3000:]
     stopped = counts(study(storage, name))
     assert stopped["RUNNING"] == 0 and stopped["FAIL"] >= 1 and stopped["COMPLETE"] < 200, stopped
-    deadline = time.monotonic() + 10
-    while _group_alive(sweep.proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _group_alive(sweep.proc.pid)
+    assert not left_after(10, group=sweep.proc.pid)
