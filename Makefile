@@ -99,7 +99,7 @@ ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # a test worker per core, one
 
 test: $(STAMP)              ## what CI runs, on every core: servers, sweeps and faults one after another (15 slowest)
 	$(ONE_THREAD) $(PY) -m pytest -q -n auto --dist loadgroup --durations=15 -m "not ray" $(ARGS)
-	$(PY) -m pytest -q --durations=5 -m ray $(ARGS) || [ $$? -eq 5 ]  # the Ray cluster alone (5: none selected)
+	$(PY) -m pytest -q --durations=15 -m ray $(ARGS) || [ $$? -eq 5 ]  # the Ray cluster alone (5: none selected)
 
 test-fast: $(STAMP)         ## the edit loop: no server, sweep, subprocess, browser, GPU or fault; on every core
 	$(ONE_THREAD) $(PY) -m pytest -q -n auto --durations=10 \
