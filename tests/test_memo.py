@@ -12,9 +12,9 @@ import pytest
 from sweep.config import load_config, load_trial_config
 from sweep.data.features import featurize
 from sweep.data.splits import load_splits
+from sweep.environment import code_version
 from sweep.memo import CACHE, ProcessCache
 from sweep.models.train import run
-from sweep.tracking import code_version
 
 # every module cache of the package, by the name it registers
 MODULE_CACHES = {
@@ -29,7 +29,7 @@ MODULE_CACHES = {
     "models.train.logits",
     "models.train.warm_starts",
     "report.table.load_predictions",
-    "tracking.code_version",
+    "environment.code_version",
 }
 
 
@@ -78,7 +78,7 @@ def test_clear_empties_every_cache_a_run_filled(synthetic):
         "data.features.memory",
         "models.train.logits",
         "models.train.warm_starts",
-        "tracking.code_version",
+        "environment.code_version",
     } <= filled
     assert run(cfg).info["logits_cache"] == "memory"
     CACHE.clear()

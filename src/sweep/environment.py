@@ -10,6 +10,10 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
+
+from sweep import __version__
+from sweep.memo import CACHE
 
 # The project's direct dependencies whose versions move its numbers (pyproject.toml); read from the installed
 # metadata, never imported (importing torch alone takes seconds).
@@ -142,3 +146,16 @@ def _blas() -> str | None:
         return f"{blas.get('name', '?')} {blas.get('version', '?')}"
     except Exception:  # numpy < 1.26 has no mode="dicts": the tag is optional
         return None
+
+
+@CACHE.lru_cache(maxsize=1)  # two git processes: once per process, not once per run
+def code_version() -> str:
+    def git(*args: str) -> str:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+
+    try:
+        sha, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", ""
+    return f"{__version__}+{sha}{'.dirty' if dirty else ''}" if sha else __version__

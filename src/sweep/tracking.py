@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -19,9 +18,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from sweep import __version__
+from sweep.environment import code_version
 from sweep.files import frame_csv
-from sweep.memo import CACHE
 from sweep.retry import Retried, Retrying
 
 log = logging.getLogger(__name__)
@@ -73,19 +71,6 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return out
-
-
-@CACHE.lru_cache(maxsize=1)  # two git processes: once per process, not once per run
-def code_version() -> str:
-    def git(*args: str) -> str:
-        root = Path(__file__).resolve().parents[2]
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
-
-    try:
-        sha, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        sha, dirty = "", ""
-    return f"{__version__}+{sha}{'.dirty' if dirty else ''}" if sha else __version__
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
@@ -152,15 +137,17 @@ def save_view(uri: str, experiment_id: str, key: str, name: str, state: dict) ->
 
 
 class Tracker:
-    """An MLflow client bound to one experiment."""
+    """An MLflow client bound to one experiment. A server that cannot be reached is one error at once, or with
+    `wait` (a launcher's worker: the launcher reached it), an outage waited for within tracking.retry_window_s."""
 
-    def __init__(self, tracking: DictConfig):
+    def __init__(self, tracking: DictConfig, wait: bool = False):
         logging.getLogger("alembic").setLevel(logging.WARNING)
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
         self.uri = sqlalchemy_url(str(tracking.tracking_uri))
-        check_reachable(self.uri)
+        if not wait:  # waiting: the first call below retries through the outage
+            check_reachable(self.uri)
         # the retry window is ours: MLflow's own retries (7, backoff 2: minutes per call) would hide it
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")

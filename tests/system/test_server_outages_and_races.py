@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import optuna
 import pytest
 
 from faults import (
@@ -152,3 +153,41 @@ def test_two_hosts_racing_on_a_new_postgres_study(pg, pg_mlflow, tmp_path):
     s = study(pg.url(), name)
     assert counts(s) == {"COMPLETE": total}
     print(name, check_whole(s, pg_mlflow.url, total))
+
+
+def test_a_worker_started_during_an_outage_waits_for_its_services_a_users_command_does_not(pg, sqlite_mlflow, root):
+    """A launcher's workers start after it reached both services, and may start during an outage (4 workers on
+    2 cores: the last one seconds later). A worker (wait=True) waits through it within the retry window; the
+    user's own command (wait=False) fails at once in one line naming the service and the fix."""
+    import threading
+
+    from sweep.config import ConfigError, load_config
+    from sweep.search.storage import open_storage
+    from sweep.tracking import Tracker, TrackingError
+
+    cfg = load_config(tiny(root, "late", f"sweep.storage={pg.url()}", f"tracking.tracking_uri={sqlite_mlflow.url}"))
+    cases = [
+        (pg.down, pg.start, lambda w: open_storage(cfg, wait=w), ConfigError, "Optuna storage.*not reachable"),
+        (sqlite_mlflow.kill, sqlite_mlflow.start, lambda w: Tracker(cfg.tracking, wait=w), TrackingError,
+         "MLflow tracking server.*not reachable"),
+    ]  # fmt: skip
+    try:
+        for stop, start, connect, error, line in cases:
+            stop()
+            began = time.monotonic()
+            with pytest.raises(error, match=line):
+                connect(False)
+            assert time.monotonic() - began < 15  # at once, not after a retry window
+            back = threading.Timer(3, start)
+            back.start()
+            try:
+                began = time.monotonic()
+                connected = connect(True)
+                waited = time.monotonic() - began
+            finally:
+                back.join()
+            assert waited >= 3 and connected is not None, waited
+    finally:
+        pg.up()  # the session's cluster: up for the tests after this one
+    assert optuna.create_study(study_name="late", storage=open_storage(cfg)).study_name == "late"
+    assert Tracker(cfg.tracking).experiment_id

@@ -84,8 +84,10 @@ def storage_location(cfg: DictConfig) -> str:
     return str(Path(cfg.paths.mlruns_dir) / "optuna" / "journal.log")
 
 
-def open_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
-    """Journal file by default (safe for several local processes); an RDB URL (PostgreSQL) for many machines."""
+def open_storage(cfg: DictConfig, wait: bool = False) -> optuna.storages.BaseStorage:
+    """Journal file by default (safe for several local processes); an RDB URL (PostgreSQL) for many machines.
+    An RDB that cannot be reached is one error at once, or with `wait` (a launcher's worker: the launcher reached
+    it), an outage waited for within sweep.storage_retry_window_s, as a running worker waits."""
     location = storage_location(cfg)
     if "://" not in location:
         from optuna.storages.journal import JournalStorage
@@ -106,21 +108,28 @@ def open_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
         engine_kwargs = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
     elif location.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    try:
-        hb = int(cfg.sweep.get("heartbeat_interval", 30))
+    retry = Retrying(
+        f"Optuna storage {redact(location)}",
+        float(cfg.sweep.get("storage_retry_window_s", 120)),
+        db_transient,
+        "start the database, then run the same command to resume (the study is intact)",
+        redact,
+    )
+    hb = int(cfg.sweep.get("heartbeat_interval", 30))
+
+    def connect() -> RetryingRDB:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = RetryingRDB(
                 sqlalchemy_url(location), engine_kwargs=engine_kwargs, heartbeat_interval=hb, grace_period=2 * hb
             )
-        storage.retry = Retrying(
-            f"Optuna storage {redact(location)}",
-            float(cfg.sweep.get("storage_retry_window_s", 120)),
-            db_transient,
-            "start the database, then run the same command to resume (the study is intact)",
-            redact,
-        )
+        storage.retry = retry
         return storage
+
+    if wait:
+        return retry.call(connect)
+    try:
+        return connect()
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for "cannot connect"
         msg = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise ConfigError(

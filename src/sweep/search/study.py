@@ -207,8 +207,8 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     halving(cfg)  # and a pruner that the model cannot take
     make_sampler(cfg.sweep.sampler, 0)  # an unknown sampler fails before anything is opened
     check_launcher(cfg)  # sweep.launcher=ray without Ray, or a bad sweep.ray: one line, nothing opened
-    storage = open_storage(cfg)
-    tracker = Tracker(cfg.tracking)
+    managed = os.environ.get(MANAGED_ENV) == "1"  # its launcher reached both services: an outage is waited for
+    storage, tracker = open_storage(cfg, wait=managed), Tracker(cfg.tracking, wait=managed)
     from sweep.data.splits import load_splits
 
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))  # data errors before any trial
