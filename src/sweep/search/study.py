@@ -29,7 +29,7 @@ from sweep.search.placement import node_summary, trials_by_node
 from sweep.search.progress import Progress
 from sweep.search.space import check_space, search_space
 from sweep.search.storage import fail_stale_trials, open_storage, storage_location
-from sweep.search.workers import MANAGED_ENV
+from sweep.search.workers import managed
 from sweep.tracking import Tracker, TrackingError, flat_params, redact
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def _create_or_load(name: str, storage, cfg: DictConfig) -> tuple[optuna.Study, 
         )
         created, seed = True, base
     except optuna.exceptions.DuplicatedStudyError:
-        seed = base if os.environ.get(MANAGED_ENV) == "1" else base + 1000 * (os.getpid() % 100_000) + 1
+        seed = base if managed() else base + 1000 * (os.getpid() % 100_000) + 1
         study = optuna.load_study(
             study_name=name, storage=storage, sampler=make_sampler(cfg.sweep.sampler, seed, gamma)
         )
@@ -207,8 +207,8 @@ def run_sweep(argv: list[str], finalize: Finalize, report: Report) -> None:
     halving(cfg)  # and a pruner that the model cannot take
     make_sampler(cfg.sweep.sampler, 0)  # an unknown sampler fails before anything is opened
     check_launcher(cfg)  # sweep.launcher=ray without Ray, or a bad sweep.ray: one line, nothing opened
-    managed = os.environ.get(MANAGED_ENV) == "1"  # its launcher reached both services: an outage is waited for
-    storage, tracker = open_storage(cfg, wait=managed), Tracker(cfg.tracking, wait=managed)
+    wait = managed()  # its launcher reached both services: an outage is waited for
+    storage, tracker = open_storage(cfg, wait=wait), Tracker(cfg.tracking, wait=wait)
     from sweep.data.splits import load_splits
 
     splits = load_splits(cfg.data, cfg.paths.data_dir, int(cfg.seed))  # data errors before any trial
@@ -282,7 +282,7 @@ def _sweep(
             run_trials(study, objective, n_trials, int(total) if total else None, [progress], stop_after)
         finally:
             progress.close()
-    if os.environ.get(MANAGED_ENV) == "1":
+    if managed():
         return  # the launching process finalizes once every worker is done
     finalize(study, tracker, parent, cfg)
     tracker.end_run(parent)

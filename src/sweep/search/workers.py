@@ -34,6 +34,11 @@ PRELOAD = [
 ]  # fmt: skip
 
 
+def managed() -> bool:
+    """This process is a worker that a launcher started (run_workers, or the Ray launcher's worker_task)."""
+    return os.environ.get(MANAGED_ENV) == "1"
+
+
 def split_secrets(overrides: list[str]) -> tuple[list[str], dict[str, str]]:
     """The overrides for a worker's command line, and the URLs (with their passwords) for its environment:
     `ps` shows a command line, not an environment."""
