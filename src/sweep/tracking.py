@@ -146,7 +146,7 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         self.uri = sqlalchemy_url(str(tracking.tracking_uri))
-        if not wait:  # waiting: the first call below retries through the outage
+        if not (wait and self.uri.startswith(("http://", "https://"))):  # a server's outage: retried below
             check_reachable(self.uri)
         # the retry window is ours: MLflow's own retries (7, backoff 2: minutes per call) would hide it
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
