@@ -200,9 +200,9 @@ def test_a_node_lost_mid_sweep_its_trial_fails_its_worker_restarts_and_the_study
         cluster.shutdown()
 
 
-def _workers(name: str) -> dict:
-    """This study's Ray worker processes (faults.live_pids): their command line names the module and the study."""
-    return {"argv": ("sweep.search.ray_workers", f"sweep.study_name={name}")}
+def _worker_argv(name: str) -> tuple[str, ...]:
+    """What the command line of this study's Ray workers holds (faults.live_pids): the module and the study."""
+    return ("sweep.search.ray_workers", f"sweep.study_name={name}")
 
 
 @pytest.mark.slow
@@ -229,7 +229,7 @@ def test_ctrl_c_stops_the_ray_workers_as_local_workers_stop(two_gpu_nodes, root)
     assert client.get_run(victim.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     assert client.get_run(s.user_attrs["mlflow_parent_run_id"]).info.status == "KILLED"
     assert not [r for r in _runs(cfg, name) if r.info.status == "RUNNING"]
-    assert not left_after(30, **_workers(name))
+    assert not left_after(30, argv=_worker_argv(name))
 
 
 @pytest.mark.slow
@@ -263,7 +263,7 @@ def test_a_worker_that_loses_the_storage_stops_in_the_line_a_local_worker_gives(
             s = study(pg.url(), name)
             running = [(t.number, t.user_attrs.get("worker")) for t in s.get_trials(states=(TrialState.RUNNING,))]
             raise AssertionError(f"{counts(s)}, RUNNING (trial, worker): {running}, workers alive: "
-                                 f"{live_pids(**_workers(name))}\n{exc}") from None  # fmt: skip
+                                 f"{live_pids(argv=_worker_argv(name))}\n{exc}") from None  # fmt: skip
         assert resume.proc.returncode == 0, resume.stderr[-4000:]
         check_whole(study(pg.url(), name), f"sqlite:///{root}/mlruns/mlflow.db", total)
     finally:
